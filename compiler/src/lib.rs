@@ -1,0 +1,9 @@
+//! vflow-compiler: the `.vflow` call-flow language.
+//!
+//! `source → syntax (pest) → AST → check → IR → interpreter`. The crate does no
+//! I/O: files, the stdlib and prompts come in through [`source::World`].
+
+pub mod diag;
+pub mod source;
+pub mod stdlib;
+pub mod syntax;
