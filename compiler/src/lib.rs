@@ -7,3 +7,5 @@ pub mod diag;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;
+pub mod actions;
+pub mod check;

@@ -329,7 +329,7 @@ fn syntax_help(expected: &[String], rest: &str) -> String {
     if line.starts_with('=') && expected.iter().any(|e| e == "an operator") {
         return "compare with `==`; assign only in a `set` node".into();
     }
-    if expected.iter().any(|e| e.contains("block")) || line.starts_with('}') {
+    if expected.iter().any(|e| e.contains("block")) || (line.starts_with('}') && expected.iter().any(|e| e.starts_with("the end"))) {
         return "check that every `{` has its `}`".into();
     }
     format!("write {} here (see docs/LANGUAGE.md for the syntax)", join_or(expected))

@@ -1,0 +1,1 @@
+//! The node graph: reachability, pure cycles, unconnected results.

@@ -1,0 +1,35 @@
+//! The command line: one module per subcommand. Exit codes: 0 success,
+//! 1 the input has problems (diagnostics, failed tests), 2 usage or I/O error.
+
+mod check;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "vflow", version, about = "Declarative call flows for voicemail and IVR: compiler, simulator and server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check .vflow files and report every problem found.
+    Check(check::CheckArgs),
+}
+
+/// Options shared by the commands that read flows.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SourceOpts {
+    /// Use this stdlib directory for `std/` imports instead of the one built into vflow.
+    #[arg(long, env = "VFLOW_STDLIB", value_name = "DIR")]
+    pub stdlib: Option<PathBuf>,
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check(a) => check::run(a),
+    }
+}

@@ -1,0 +1,112 @@
+//! The compiler's `World` over the file system: source files by path, `std/`
+//! imports from a stdlib directory or the stdlib embedded in the binary, and
+//! prompt lookup under `prompts/` beside each flow file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use vflow_compiler::source::{FileId, ImportError, SourceFile, World};
+
+/// Where a loaded file came from.
+#[derive(Debug, Clone)]
+enum Origin {
+    Disk(PathBuf),
+    /// An embedded stdlib file, by file name.
+    EmbeddedStd,
+}
+
+pub struct DiskWorld {
+    files: Vec<(SourceFile, Origin)>,
+    by_path: HashMap<PathBuf, FileId>,
+    by_std: HashMap<&'static str, FileId>,
+    /// A stdlib directory on disk; `None` uses the embedded stdlib.
+    stdlib_dir: Option<PathBuf>,
+}
+
+impl DiskWorld {
+    pub fn new(stdlib_dir: Option<PathBuf>) -> DiskWorld {
+        DiskWorld { files: Vec::new(), by_path: HashMap::new(), by_std: HashMap::new(), stdlib_dir }
+    }
+
+    /// Loads a file from disk (once); the error says what went wrong.
+    pub fn load(&mut self, path: &Path) -> std::io::Result<FileId> {
+        let key = path.canonicalize()?;
+        if let Some(&id) = self.by_path.get(&key) {
+            return Ok(id);
+        }
+        let text = std::fs::read_to_string(path)?;
+        let id = FileId(self.files.len() as u32);
+        let name = display_name(path);
+        self.files.push((SourceFile { name, text: Arc::from(text) }, Origin::Disk(key.clone())));
+        self.by_path.insert(key, id);
+        Ok(id)
+    }
+
+    fn load_std(&mut self, name: &str) -> Result<FileId, ImportError> {
+        if let Some(dir) = &self.stdlib_dir {
+            let p = dir.join(name);
+            return self.load(&p).map_err(|e| ImportError { reason: format!("{}: {e}", p.display()) });
+        }
+        let (static_name, text) = vflow_compiler::stdlib::SOURCES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| ImportError { reason: format!("the stdlib has no file `{name}`") })?;
+        if let Some(&id) = self.by_std.get(static_name) {
+            return Ok(id);
+        }
+        let id = FileId(self.files.len() as u32);
+        self.files.push((
+            SourceFile { name: format!("std/{static_name}"), text: Arc::from(*text) },
+            Origin::EmbeddedStd,
+        ));
+        self.by_std.insert(static_name, id);
+        Ok(id)
+    }
+
+    /// The directory a file lives in, if it is on disk.
+    pub fn dir_of(&self, id: FileId) -> Option<PathBuf> {
+        match &self.files[id.0 as usize].1 {
+            Origin::Disk(p) => p.parent().map(Path::to_path_buf),
+            Origin::EmbeddedStd => self.stdlib_dir.clone(),
+        }
+    }
+}
+
+/// A path as the user should see it: relative to the working directory when possible.
+fn display_name(path: &Path) -> String {
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.canonicalize().ok()?.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf());
+    shown.display().to_string()
+}
+
+impl World for DiskWorld {
+    fn file(&self, id: FileId) -> &SourceFile {
+        &self.files[id.0 as usize].0
+    }
+
+    fn resolve_import(&mut self, from: FileId, path: &str) -> Result<FileId, ImportError> {
+        if let Some(name) = path.strip_prefix("std/") {
+            return self.load_std(name);
+        }
+        let Some(dir) = self.dir_of(from) else {
+            // An embedded stdlib file importing a sibling.
+            return self.load_std(path);
+        };
+        let p = dir.join(path);
+        self.load(&p).map_err(|e| ImportError { reason: format!("{}: {e}", display_name(&p)) })
+    }
+
+    fn prompt_exists(&self, from: FileId, name: &str) -> bool {
+        if let Some(dir) = self.dir_of(from) {
+            if dir.join("prompts").join(name).is_file() {
+                return true;
+            }
+        }
+        match &self.stdlib_dir {
+            Some(dir) => dir.join("prompts").join(name).is_file(),
+            None => vflow_compiler::stdlib::PROMPTS.contains(&name),
+        }
+    }
+}
