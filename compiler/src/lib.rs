@@ -9,3 +9,6 @@ pub mod stdlib;
 pub mod syntax;
 pub mod actions;
 pub mod check;
+pub mod ir;
+pub mod exec;
+pub mod interp;

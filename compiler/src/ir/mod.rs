@@ -184,9 +184,9 @@ pub enum NodeKind {
     Call { unit: u32, args: Vec<Expr>, exits: Vec<Edge> },
     /// Hand an effect to the outside world and continue by its outcome.
     Effect(EffectNode),
-    /// Restart the call at another start point (`goto_start`); `kind` defaults
-    /// to the kind the call entered by.
-    GotoStart { kind: Option<String>, name: String },
+    /// Restart the call at the start point that a call of `kind` for `name`
+    /// would enter by (`goto_start`); `$TARGET` becomes `name`.
+    GotoStart { kind: String, name: String },
     /// Restart the call at the start point it entered by (`home`).
     Home,
 }
