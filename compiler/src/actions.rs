@@ -221,6 +221,12 @@ pub static ACTIONS: &[ActionSpec] = &[
             opt("greeting", Expr(Bool), "true", "play the mailbox's greeting first"),
             opt("beep", Expr(Bool), "true", "play a beep before recording"),
             opt("max_length", Duration, "120s", "the longest message"),
+            opt(
+                "review",
+                Expr(Bool),
+                "true",
+                "after `#`, offer review: `1` accept, `2` listen, `3` re-record (hanging up keeps the message)",
+            ),
             ParamSpec {
                 name: "priority",
                 kind: Expr(Str),

@@ -564,6 +564,50 @@ pub trait Engine {
     fn resume(&self, state: &mut State, outcome: Outcome, host: &mut dyn Host) -> Effect;
 }
 
+/// One effect of a call and what the world answered to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceStep {
+    pub effect: Effect,
+    /// `None` for the terminal effect.
+    pub outcome: Option<Outcome>,
+    /// The node that produced the effect `(unit, node)`.
+    pub node: Option<(u32, u32)>,
+}
+
+/// Runs a call to its end, answering effects from `outcomes` in order. When
+/// they run out the caller times out once, then hangs up (as `vflow simulate`
+/// and `vflow test` do). Stops after `max_effects` effects.
+pub fn drive(
+    engine: &dyn Engine,
+    state: &mut State,
+    host: &mut dyn Host,
+    outcomes: impl IntoIterator<Item = Outcome>,
+    max_effects: usize,
+) -> Vec<TraceStep> {
+    let mut outcomes = outcomes.into_iter();
+    let mut trace = Vec::new();
+    let mut effect = engine.resume(state, Outcome::Start, host);
+    let mut timed_out = false;
+    loop {
+        let node = state.last_node;
+        if effect.is_terminal() || trace.len() >= max_effects {
+            trace.push(TraceStep { effect, outcome: None, node });
+            return trace;
+        }
+        let outcome = outcomes.next().unwrap_or_else(|| {
+            if timed_out {
+                Outcome::Hangup
+            } else {
+                timed_out = true;
+                Outcome::Timeout
+            }
+        });
+        let next = engine.resume(state, outcome.clone(), host);
+        trace.push(TraceStep { effect, outcome: Some(outcome), node });
+        effect = next;
+    }
+}
+
 /// Parses a call clock for simulation and tests: RFC 3339 with an offset
 /// (`2026-03-02T10:00:00+01:00`, local time in that offset unless `tz` is
 /// given), RFC 9557 with a zone (`2026-03-02T10:00[Europe/Paris]`), or a civil

@@ -343,7 +343,7 @@ impl<'p> Interpreter<'p> {
             (Action::LeaveMail, O::Ok | O::Recorded { .. }) => r("next"),
             (Action::LeaveMail, O::Fail | O::Timeout) => r("failure"),
             (Action::VerifyPin, O::Valid | O::Ok) => r("valid"),
-            (Action::VerifyPin, O::Invalid | O::Fail) => r("invalid"),
+            (Action::VerifyPin, O::Invalid | O::Fail | O::Timeout) => r("invalid"),
             (Action::VerifyPin, O::Locked) => r("locked"),
             (Action::MessageCount, O::Count(c)) => {
                 if let Some(p) = &en.into {
@@ -351,14 +351,14 @@ impl<'p> Interpreter<'p> {
                 }
                 r("next")
             }
-            (Action::MessageCount, O::Fail) => r("failure"),
+            (Action::MessageCount, O::Fail | O::Timeout) => r("failure"),
             (
                 Action::SaveMessage | Action::DeleteMessage | Action::SetGreeting | Action::Email | Action::SetPin,
                 O::Ok,
             ) => r("next"),
             (
                 Action::SaveMessage | Action::DeleteMessage | Action::SetGreeting | Action::Email | Action::SetPin,
-                O::Fail,
+                O::Fail | O::Timeout,
             ) => r("failure"),
             (Action::SetPin, O::Invalid) => r("invalid"),
             (Action::Record | Action::RecordGreeting, O::Ok | O::Recorded { .. }) => {

@@ -22,8 +22,14 @@ struct Grammar;
 
 /// Parses one file. Spans are byte offsets into `text`.
 pub fn parse(file: FileId, text: &str) -> (ast::File, Vec<Diagnostic>) {
-    let mut b = Builder { file, diags: Vec::new(), offset: 0 };
+    let mut b = Builder { file, diags: Vec::new(), offset: 0, in_expr: false };
     let mut out = ast::File::default();
+    if let Some(at) = too_deep(text) {
+        let d = Diagnostic::new(Code::Syntax, file, Span::new(at, at + 1), format!("parentheses nested more than {MAX_NESTING} deep"))
+            .label("too deep")
+            .help("split the expression across several assignments in a `set` node");
+        return (out, vec![d]);
+    }
     match Grammar::parse(Rule::file, text) {
         Ok(mut pairs) => {
             let file_pair = pairs.next().expect("rule `file` yields one pair");
@@ -37,6 +43,43 @@ pub fn parse(file: FileId, text: &str) -> (ast::File, Vec<Diagnostic>) {
         }
     }
     (out, b.diags)
+}
+
+/// The deepest parenthesis nesting the parser accepts; it keeps every
+/// recursive walk over expressions far from the stack's end.
+const MAX_NESTING: usize = 64;
+/// The most grammar nodes one expression may have, for the same reason.
+const MAX_EXPR_NODES: usize = 2_000;
+
+/// The offset of the first `(` nested deeper than `MAX_NESTING`, outside strings and comments.
+fn too_deep(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'(' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Re-parses top-level chunks one by one after a syntax error. The first
@@ -305,6 +348,7 @@ fn rule_words(r: Rule) -> Option<&'static str> {
         Rule::neg | Rule::not => "`-` or `not`",
         Rule::kw_start => "`start`",
         Rule::kw_var => "`var`",
+        Rule::reserved_stmt => "`on`, `when` or `else`",
         Rule::kw_prompt => "`prompt`",
         Rule::kw_say => "`say`",
         Rule::kw_speak => "`speak`",
@@ -359,6 +403,8 @@ struct Builder {
     diags: Vec<Diagnostic>,
     /// Added to every span (non-zero while building a re-parsed chunk).
     offset: usize,
+    /// Inside an expression (nested ones are not size-checked again).
+    in_expr: bool,
 }
 
 impl Builder {
@@ -665,7 +711,22 @@ impl Builder {
 
     fn expr(&mut self, p: Pair<Rule>) -> Expr {
         debug_assert_eq!(p.as_rule(), Rule::expr);
-        self.pratt(p.into_inner())
+        if self.in_expr {
+            return self.pratt(p.into_inner());
+        }
+        let span = self.span(p.as_span());
+        if p.clone().into_inner().flatten().count() > MAX_EXPR_NODES {
+            self.diags.push(
+                Diagnostic::new(Code::Syntax, self.file, span, "expression is too long")
+                    .label(format!("more than {MAX_EXPR_NODES} parts"))
+                    .help("split it across several assignments in a `set` node"),
+            );
+            return Expr { kind: ExprKind::Error, span };
+        }
+        self.in_expr = true;
+        let e = self.pratt(p.into_inner());
+        self.in_expr = false;
+        e
     }
 
     fn pratt(&mut self, pairs: Pairs<Rule>) -> Expr {
@@ -840,6 +901,16 @@ mod tests {
         // The good flow and the good nodes of broken flows survive.
         assert_eq!(f.flows.len(), 3);
         assert_eq!(f.flows[0].body.nodes.len(), 1);
+    }
+
+    #[test]
+    fn pathological_nesting_is_an_error_not_a_crash() {
+        let deep = format!("flow f {{ set s {{ $CP1 = {}1{} on next -> hangup }} }}", "(".repeat(100_000), ")".repeat(100_000));
+        let (_, d) = parse(FileId(0), &deep);
+        assert_eq!(d[0].code, Code::Syntax);
+        let long = format!("flow f {{ set s {{ $CP1 = str(1{}) on next -> hangup }} }}", " + 1".repeat(50_000));
+        let (_, d) = parse(FileId(0), &long);
+        assert!(d.iter().any(|d| d.message.contains("too long")), "{d:?}");
     }
 
     #[test]
