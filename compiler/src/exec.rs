@@ -99,10 +99,18 @@ pub enum Effect {
         greeting: bool,
         beep: bool,
         max_length_ms: u64,
+        /// After `#`, offer review (`1` accept, `2` listen, `3` re-record).
+        review: bool,
         priority: String,
     },
-    VerifyPin { mailbox: String, pin: String },
-    MessageCount { mailbox: String, folder: String },
+    VerifyPin {
+        mailbox: String,
+        pin: String,
+    },
+    MessageCount {
+        mailbox: String,
+        folder: String,
+    },
     PlayMessage {
         #[serde(default, skip_serializing_if = "no_prompts")]
         prompts: Vec<PromptItem>,
@@ -168,7 +176,12 @@ pub enum Effect {
         silence_ms: u64,
         beep: bool,
     },
-    Email { to: String, subject: String, body: String, attach: bool },
+    Email {
+        to: String,
+        subject: String,
+        body: String,
+        attach: bool,
+    },
     Wait {
         #[serde(default, skip_serializing_if = "no_prompts")]
         prompts: Vec<PromptItem>,
@@ -176,7 +189,11 @@ pub enum Effect {
         music: String,
     },
     /// A runtime fault ended the call; the runtime logs it and hangs up.
-    Fault { message: String, file: String, line: u32 },
+    Fault {
+        message: String,
+        file: String,
+        line: u32,
+    },
     /// The caller hung up; the flow is over and nothing more is to be done.
     Ended,
 }
@@ -210,7 +227,10 @@ impl Effect {
 
     /// Whether the call is over after this effect.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Effect::Hangup { .. } | Effect::Fault { .. } | Effect::Ended)
+        matches!(
+            self,
+            Effect::Hangup { .. } | Effect::Fault { .. } | Effect::Ended
+        )
     }
 
     /// The effect as JSON (`{"effect":"transfer","target":"2001"}`).
@@ -221,12 +241,22 @@ impl Effect {
     /// One line for people: the name, then `key=value` for each parameter;
     /// prompts as a bracketed list.
     pub fn to_text(&self) -> String {
-        let serde_json::Value::Object(map) = self.to_json() else { return self.name().to_string() };
+        let serde_json::Value::Object(map) = self.to_json() else {
+            return self.name().to_string();
+        };
         let mut out = self.name().to_string();
         if let Some(serde_json::Value::Array(items)) = map.get("prompts") {
-            let ps: Vec<PromptItem> = items.iter().filter_map(|i| serde_json::from_value(i.clone()).ok()).collect();
+            let ps: Vec<PromptItem> = items
+                .iter()
+                .filter_map(|i| serde_json::from_value(i.clone()).ok())
+                .collect();
             out.push_str(" [");
-            out.push_str(&ps.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+            out.push_str(
+                &ps.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
             out.push(']');
         }
         for (k, v) in &map {
@@ -234,7 +264,11 @@ impl Effect {
                 continue;
             }
             match v {
-                serde_json::Value::String(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "*#+._-/".contains(c)) => {
+                serde_json::Value::String(s)
+                    if !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "*#+._-/@:".contains(c)) =>
+                {
                     out.push_str(&format!(" {k}={s}"))
                 }
                 other => out.push_str(&format!(" {k}={other}")),
@@ -265,7 +299,9 @@ pub enum Outcome {
     /// The effect failed (unknown mailbox, transfer refused, mail not sent…).
     Fail,
     /// A recording ended; its length.
-    Recorded { ms: u64 },
+    Recorded {
+        ms: u64,
+    },
     /// `verify_pin`: the PIN is right.
     Valid,
     /// `verify_pin`: wrong PIN; `set_pin`: the policy refused it.
@@ -286,7 +322,10 @@ impl Outcome {
             Some((h, a)) => (h, Some(a)),
             None => (s, None),
         };
-        let need = |what: &str| arg.map(str::to_string).ok_or_else(|| format!("`{head}` needs a value: `{head}:{what}`"));
+        let need = |what: &str| {
+            arg.map(str::to_string)
+                .ok_or_else(|| format!("`{head}` needs a value: `{head}:{what}`"))
+        };
         let none = |o: Outcome| match arg {
             None => Ok(o),
             Some(_) => Err(format!("`{head}` takes no value")),
@@ -296,14 +335,21 @@ impl Outcome {
             "ok" | "done" | "next" => none(Outcome::Ok),
             "key" | "keys" => {
                 let k = need("1")?;
-                if k.is_empty() || !k.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#') {
+                if k.is_empty()
+                    || !k
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+                {
                     return Err(format!("`{s}`: keys are 0-9, * and #"));
                 }
                 Ok(Outcome::Keys(k))
             }
             "digits" => {
                 let d = need("1234#")?;
-                if !d.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#') {
+                if !d
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+                {
                     return Err(format!("`{s}`: digits are 0-9, * and #"));
                 }
                 Ok(Outcome::Digits(d))
@@ -323,7 +369,11 @@ impl Outcome {
             "valid" => none(Outcome::Valid),
             "invalid" => none(Outcome::Invalid),
             "locked" => none(Outcome::Locked),
-            "count" => Ok(Outcome::Count(need("3")?.parse().map_err(|_| format!("`{s}`: the count is a number"))?)),
+            "count" => Ok(Outcome::Count(
+                need("3")?
+                    .parse()
+                    .map_err(|_| format!("`{s}`: the count is a number"))?,
+            )),
             _ => Err(format!(
                 "unknown outcome `{s}`; expected key:K, digits:D, timeout, hangup, busy, no_answer, ok, fail, recorded:5s, valid, invalid, locked or count:N"
             )),
@@ -332,7 +382,11 @@ impl Outcome {
 
     /// Parses a comma-separated list.
     pub fn parse_list(s: &str) -> Result<Vec<Outcome>, String> {
-        s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(Outcome::parse).collect()
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(Outcome::parse)
+            .collect()
     }
 }
 
@@ -381,7 +435,12 @@ pub struct SimHost {
 
 impl SimHost {
     pub fn new(clock: jiff::ZonedDateTime) -> SimHost {
-        SimHost { clock, user: BTreeMap::new(), visited: BTreeMap::new(), track: false }
+        SimHost {
+            clock,
+            user: BTreeMap::new(),
+            visited: BTreeMap::new(),
+            track: false,
+        }
     }
 }
 
@@ -473,11 +532,19 @@ pub const DEFAULT_FUEL: u64 = 100_000;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StartError {
     #[error("no start point `{kind} \"{name}\"`{}", if .known.is_empty() { String::new() } else { format!("; start points: {}", .known.join(", ")) })]
-    NoEntry { kind: String, name: String, known: Vec<String> },
+    NoEntry {
+        kind: String,
+        name: String,
+        known: Vec<String>,
+    },
     #[error("no module `{0}`")]
     NoModule(String),
     #[error("module `{module}` takes {want} arguments, given {given}")]
-    BadArgs { module: String, want: usize, given: usize },
+    BadArgs {
+        module: String,
+        want: usize,
+        given: usize,
+    },
 }
 
 impl State {
@@ -529,32 +596,64 @@ impl State {
 }
 
 /// The state of a new call that enters `program` by start point `kind` for `name`.
-pub fn start(program: &ir::Program, kind: &str, name: &str, call: CallInfo) -> Result<State, StartError> {
+pub fn start(
+    program: &ir::Program,
+    kind: &str,
+    name: &str,
+    call: CallInfo,
+) -> Result<State, StartError> {
     let Some(i) = program.find_entry(kind, name) else {
         return Err(StartError::NoEntry {
             kind: kind.into(),
             name: name.into(),
-            known: program.entries.iter().map(|e| format!("{} \"{}\"", e.kind, e.pattern)).collect(),
+            known: program
+                .entries
+                .iter()
+                .map(|e| format!("{} \"{}\"", e.kind, e.pattern))
+                .collect(),
         });
     };
     let e = &program.entries[i];
     let allow = program.units[e.unit as usize].allow_transfer.clone();
-    let home = Home { unit: e.unit, node: e.node, kind: kind.into(), name: name.into(), args: Vec::new() };
+    let home = Home {
+        unit: e.unit,
+        node: e.node,
+        kind: kind.into(),
+        name: name.into(),
+        args: Vec::new(),
+    };
     Ok(State::new(call, home, allow))
 }
 
 /// The state of a call that runs one module directly (module tests); when
 /// the module returns, the call ends and `State::exit` names the exit.
-pub fn start_module(program: &ir::Program, module: &str, args: Vec<Value>, call: CallInfo) -> Result<State, StartError> {
-    let unit = program.unit_by_name(module).ok_or_else(|| StartError::NoModule(module.into()))?;
+pub fn start_module(
+    program: &ir::Program,
+    module: &str,
+    args: Vec<Value>,
+    call: CallInfo,
+) -> Result<State, StartError> {
+    let unit = program
+        .unit_by_name(module)
+        .ok_or_else(|| StartError::NoModule(module.into()))?;
     let u = &program.units[unit as usize];
     if u.kind != ir::UnitKind::Module {
         return Err(StartError::NoModule(module.into()));
     }
     if args.len() != u.params as usize {
-        return Err(StartError::BadArgs { module: module.into(), want: u.params as usize, given: args.len() });
+        return Err(StartError::BadArgs {
+            module: module.into(),
+            want: u.params as usize,
+            given: args.len(),
+        });
     }
-    let home = Home { unit, node: 0, kind: "module".into(), name: module.into(), args };
+    let home = Home {
+        unit,
+        node: 0,
+        kind: "module".into(),
+        name: module.into(),
+        args,
+    };
     Ok(State::new(call, home, u.allow_transfer.clone()))
 }
 
@@ -591,7 +690,11 @@ pub fn drive(
     loop {
         let node = state.last_node;
         if effect.is_terminal() || trace.len() >= max_effects {
-            trace.push(TraceStep { effect, outcome: None, node });
+            trace.push(TraceStep {
+                effect,
+                outcome: None,
+                node,
+            });
             return trace;
         }
         let outcome = outcomes.next().unwrap_or_else(|| {
@@ -603,7 +706,11 @@ pub fn drive(
             }
         });
         let next = engine.resume(state, outcome.clone(), host);
-        trace.push(TraceStep { effect, outcome: Some(outcome), node });
+        trace.push(TraceStep {
+            effect,
+            outcome: Some(outcome),
+            node,
+        });
         effect = next;
     }
 }
@@ -615,7 +722,9 @@ pub fn drive(
 pub fn parse_clock(s: &str, tz: Option<&str>) -> Result<jiff::ZonedDateTime, String> {
     use jiff::tz::TimeZone;
     let zone = match tz {
-        Some(name) => Some(TimeZone::get(name).map_err(|e| format!("unknown time zone `{name}`: {e}"))?),
+        Some(name) => {
+            Some(TimeZone::get(name).map_err(|e| format!("unknown time zone `{name}`: {e}"))?)
+        }
         None => None,
     };
     if let Ok(z) = s.parse::<jiff::ZonedDateTime>() {
@@ -627,7 +736,10 @@ pub fn parse_clock(s: &str, tz: Option<&str>) -> Result<jiff::ZonedDateTime, Str
     if let Ok(ts) = s.parse::<jiff::Timestamp>() {
         let tz = match zone {
             Some(tz) => tz,
-            None => match jiff::fmt::temporal::Pieces::parse(s).ok().and_then(|p| p.offset()) {
+            None => match jiff::fmt::temporal::Pieces::parse(s)
+                .ok()
+                .and_then(|p| p.offset())
+            {
                 Some(jiff::fmt::temporal::PiecesOffset::Numeric(n)) => TimeZone::fixed(n.offset()),
                 _ => TimeZone::UTC,
             },
@@ -638,27 +750,39 @@ pub fn parse_clock(s: &str, tz: Option<&str>) -> Result<jiff::ZonedDateTime, Str
         let tz = zone.unwrap_or_else(TimeZone::system);
         return dt.to_zoned_datetime(tz).map_err(|e| format!("`{s}`: {e}"));
     }
-    Err(format!("`{s}` is not a time; write RFC 3339, e.g. `2026-03-02T10:00:00+01:00`"))
+    Err(format!(
+        "`{s}` is not a time; write RFC 3339, e.g. `2026-03-02T10:00:00+01:00`"
+    ))
 }
 
 /// Whether a menu key pattern (`?` = any key) matches an entered sequence.
 pub fn key_matches(pattern: &str, entered: &str) -> bool {
     pattern.chars().count() == entered.chars().count()
-        && pattern.chars().zip(entered.chars()).all(|(p, c)| p == '?' || p == c)
+        && pattern
+            .chars()
+            .zip(entered.chars())
+            .all(|(p, c)| p == '?' || p == c)
 }
 
 /// Which listed key sequence an entered one selects: an exact match first,
 /// then the first pattern with `?` that matches, in source order.
-pub fn match_key<'a>(patterns: impl IntoIterator<Item = &'a str> + Clone, entered: &str) -> Option<usize> {
+pub fn match_key<'a>(
+    patterns: impl IntoIterator<Item = &'a str> + Clone,
+    entered: &str,
+) -> Option<usize> {
     let ps: Vec<&str> = patterns.into_iter().collect();
-    ps.iter().position(|p| *p == entered).or_else(|| ps.iter().position(|p| key_matches(p, entered)))
+    ps.iter()
+        .position(|p| *p == entered)
+        .or_else(|| ps.iter().position(|p| key_matches(p, entered)))
 }
 
 /// For the runtime collecting menu keys: whether `entered` may still grow
 /// into a longer listed sequence (then wait `interdigit` for another key).
 pub fn key_prefix_of_longer(patterns: &[String], entered: &str) -> bool {
     let n = entered.chars().count();
-    patterns.iter().any(|p| p.chars().count() > n && key_matches(&p.chars().take(n).collect::<String>(), entered))
+    patterns.iter().any(|p| {
+        p.chars().count() > n && key_matches(&p.chars().take(n).collect::<String>(), entered)
+    })
 }
 
 #[cfg(test)]
@@ -667,35 +791,75 @@ mod tests {
 
     #[test]
     fn outcomes_parse_and_print() {
-        for s in ["key:1", "digits:1234#", "timeout", "hangup", "busy", "no_answer", "ok", "fail", "valid", "invalid", "locked", "count:3"] {
+        for s in [
+            "key:1",
+            "digits:1234#",
+            "timeout",
+            "hangup",
+            "busy",
+            "no_answer",
+            "ok",
+            "fail",
+            "valid",
+            "invalid",
+            "locked",
+            "count:3",
+        ] {
             let o = Outcome::parse(s).unwrap();
             assert_eq!(o.to_string(), s);
         }
-        assert_eq!(Outcome::parse("recorded:5s").unwrap(), Outcome::Recorded { ms: 5000 });
-        assert_eq!(Outcome::parse("keys:12#").unwrap(), Outcome::Keys("12#".into()));
+        assert_eq!(
+            Outcome::parse("recorded:5s").unwrap(),
+            Outcome::Recorded { ms: 5000 }
+        );
+        assert_eq!(
+            Outcome::parse("keys:12#").unwrap(),
+            Outcome::Keys("12#".into())
+        );
         assert!(Outcome::parse("key:").is_err());
         assert!(Outcome::parse("key:a").is_err());
         assert!(Outcome::parse("bogus").is_err());
-        assert_eq!(Outcome::parse_list("key:1, busy,").unwrap(), vec![Outcome::Keys("1".into()), Outcome::Busy]);
+        assert_eq!(
+            Outcome::parse_list("key:1, busy,").unwrap(),
+            vec![Outcome::Keys("1".into()), Outcome::Busy]
+        );
     }
 
     #[test]
     fn effects_serialize_with_their_name() {
-        let t = Effect::Transfer { prompts: vec![], target: "2001".into() };
-        assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"effect":"transfer","target":"2001"}"#);
-        assert_eq!(serde_json::to_string(&Effect::Hangup { prompts: vec![] }).unwrap(), r#"{"effect":"hangup"}"#);
+        let t = Effect::Transfer {
+            prompts: vec![],
+            target: "2001".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            r#"{"effect":"transfer","target":"2001"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Effect::Hangup { prompts: vec![] }).unwrap(),
+            r#"{"effect":"hangup"}"#
+        );
         let p = Effect::Play {
             prompts: vec![
                 PromptItem::File("a.wav".into()),
-                PromptItem::Say { say: ir::SayMode::Digits, value: "12".into() },
+                PromptItem::Say {
+                    say: ir::SayMode::Digits,
+                    value: "12".into(),
+                },
                 PromptItem::Speak { speak: "hi".into() },
             ],
             barge_in: false,
         };
         let json = serde_json::to_string(&p).unwrap();
-        assert_eq!(json, r#"{"effect":"play","prompts":["a.wav",{"say":"digits","value":"12"},{"speak":"hi"}],"barge_in":false}"#);
+        assert_eq!(
+            json,
+            r#"{"effect":"play","prompts":["a.wav",{"say":"digits","value":"12"},{"speak":"hi"}],"barge_in":false}"#
+        );
         assert_eq!(serde_json::from_str::<Effect>(&json).unwrap(), p);
-        assert_eq!(p.to_text(), r#"play [a.wav, say digits "12", speak "hi"] barge_in=false"#);
+        assert_eq!(
+            p.to_text(),
+            r#"play [a.wav, say digits "12", speak "hi"] barge_in=false"#
+        );
     }
 
     #[test]

@@ -4,7 +4,12 @@
 use crate::exec::{Host, State};
 use crate::ir::{BinOp, Builtin, Days, Expr, Profile, Program, SysVar, UnOp, Value};
 
-pub(super) fn eval(program: &Program, state: &State, host: &dyn Host, e: &Expr) -> Result<Value, String> {
+pub(super) fn eval(
+    program: &Program,
+    state: &State,
+    host: &dyn Host,
+    e: &Expr,
+) -> Result<Value, String> {
     Ok(match e {
         Expr::Const(v) => v.clone(),
         Expr::Local(i) => state
@@ -17,21 +22,30 @@ pub(super) fn eval(program: &Program, state: &State, host: &dyn Host, e: &Expr) 
         Expr::User(name) => Value::Str(host.user_var(name)),
         Expr::Sys(v) => Value::Str(sys(state, host, *v)),
         Expr::InProfile(i) => {
-            let p = program.profiles.get(*i as usize).ok_or_else(|| format!("profile {i} out of range"))?;
+            let p = program
+                .profiles
+                .get(*i as usize)
+                .ok_or_else(|| format!("profile {i} out of range"))?;
             Value::Bool(in_profile(p, &host.now()))
         }
         Expr::Unary(op, x) => match (op, eval(program, state, host, x)?) {
-            (UnOp::Neg, Value::Int(n)) => Value::Int(n.checked_neg().ok_or("integer overflow in `-`")?),
+            (UnOp::Neg, Value::Int(n)) => {
+                Value::Int(n.checked_neg().ok_or("integer overflow in `-`")?)
+            }
             (UnOp::Not, Value::Bool(b)) => Value::Bool(!b),
             (op, v) => return Err(format!("`{op:?}` of {}", v.ty().name())),
         },
-        Expr::Binary(BinOp::And, a, b) => {
-            Value::Bool(truth(eval(program, state, host, a)?)? && truth(eval(program, state, host, b)?)?)
-        }
-        Expr::Binary(BinOp::Or, a, b) => {
-            Value::Bool(truth(eval(program, state, host, a)?)? || truth(eval(program, state, host, b)?)?)
-        }
-        Expr::Binary(op, a, b) => binary(*op, eval(program, state, host, a)?, eval(program, state, host, b)?)?,
+        Expr::Binary(BinOp::And, a, b) => Value::Bool(
+            truth(eval(program, state, host, a)?)? && truth(eval(program, state, host, b)?)?,
+        ),
+        Expr::Binary(BinOp::Or, a, b) => Value::Bool(
+            truth(eval(program, state, host, a)?)? || truth(eval(program, state, host, b)?)?,
+        ),
+        Expr::Binary(op, a, b) => binary(
+            *op,
+            eval(program, state, host, a)?,
+            eval(program, state, host, b)?,
+        )?,
         Expr::Call(f, args) => {
             let mut vs = Vec::with_capacity(args.len());
             for a in args {
@@ -51,7 +65,7 @@ fn truth(v: Value) -> Result<bool, String> {
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-fn sys(state: &State, host: &dyn Host, v: SysVar) -> String {
+pub(crate) fn sys(state: &State, host: &dyn Host, v: SysVar) -> String {
     match v {
         SysVar::Cli => state.call.cli.clone(),
         SysVar::Ddi => state.call.ddi.clone(),
@@ -79,7 +93,7 @@ fn sys(state: &State, host: &dyn Host, v: SysVar) -> String {
     }
 }
 
-fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
+pub(crate) fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
     use Value::*;
     let overflow = |sym: &str| format!("integer overflow in `{sym}`");
     Ok(match (op, a, b) {
@@ -103,11 +117,18 @@ fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
         (BinOp::StartsWith, Str(x), Str(y)) => Bool(x.starts_with(&y)),
         (BinOp::EndsWith, Str(x), Str(y)) => Bool(x.ends_with(&y)),
         (BinOp::Contains, Str(x), Str(y)) => Bool(x.contains(&y)),
-        (op, x, y) => return Err(format!("`{}` of {} and {}", op.name(), x.ty().name(), y.ty().name())),
+        (op, x, y) => {
+            return Err(format!(
+                "`{}` of {} and {}",
+                op.name(),
+                x.ty().name(),
+                y.ty().name()
+            ));
+        }
     })
 }
 
-fn builtin(f: Builtin, args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn builtin(f: Builtin, args: Vec<Value>) -> Result<Value, String> {
     use Value::*;
     let bad = || format!("bad arguments to `{}`", f.name());
     Ok(match (f, args.as_slice()) {
@@ -115,7 +136,10 @@ fn builtin(f: Builtin, args: Vec<Value>) -> Result<Value, String> {
         (Builtin::Len, [Str(s)]) => Int(s.chars().count() as i64),
         (Builtin::Int, [Str(s)]) => {
             let t = s.trim();
-            let ok = !t.is_empty() && t.trim_start_matches(['-', '+']).chars().all(|c| c.is_ascii_digit());
+            let ok = !t.is_empty()
+                && t.trim_start_matches(['-', '+'])
+                    .chars()
+                    .all(|c| c.is_ascii_digit());
             match t.parse::<i64>() {
                 Ok(n) if ok => Int(n),
                 _ => return Err(format!("int({s:?}): not a whole number")),
@@ -134,7 +158,9 @@ fn builtin(f: Builtin, args: Vec<Value>) -> Result<Value, String> {
                 Str(s.replace(from.as_str(), to))
             }
         }
-        (Builtin::IsDigits, [Str(s)]) => Bool(!s.is_empty() && s.chars().all(|c| c.is_ascii_digit())),
+        (Builtin::IsDigits, [Str(s)]) => {
+            Bool(!s.is_empty() && s.chars().all(|c| c.is_ascii_digit()))
+        }
         (Builtin::Lower, [Str(s)]) => Str(s.to_lowercase()),
         (Builtin::Upper, [Str(s)]) => Str(s.to_uppercase()),
         (Builtin::Abs, [Int(n)]) => Int(n.checked_abs().ok_or("integer overflow in `abs`")?),
@@ -163,12 +189,17 @@ pub fn in_profile(p: &Profile, now: &jiff::ZonedDateTime) -> bool {
             }
         })
     };
-    p.rules.iter().any(|r| !r.except && matches(r)) && !p.rules.iter().any(|r| r.except && matches(r))
+    p.rules.iter().any(|r| !r.except && matches(r))
+        && !p.rules.iter().any(|r| r.except && matches(r))
 }
 
 fn day_matches(days: &[Days], date: jiff::civil::Date) -> bool {
     let wd = date.weekday().to_monday_zero_offset() as u8;
-    let d = crate::ir::Date { year: date.year(), month: date.month(), day: date.day() };
+    let d = crate::ir::Date {
+        year: date.year(),
+        month: date.month(),
+        day: date.day(),
+    };
     days.iter().any(|s| match *s {
         Days::Weekdays { from, to } if from <= to => (from..=to).contains(&wd),
         Days::Weekdays { from, to } => wd >= from || wd <= to,

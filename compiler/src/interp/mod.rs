@@ -2,7 +2,7 @@
 //! the JIT has no backend. It implements [`exec::Engine`] over a verified
 //! [`ir::Program`]; docs/IR.md describes what each node does.
 
-mod eval;
+pub(crate) mod eval;
 #[cfg(test)]
 mod tests;
 
@@ -16,8 +16,8 @@ pub struct Interpreter<'p> {
     program: &'p ir::Program,
 }
 
-/// What the run loop does next.
-enum Step {
+/// What the run loop does next (shared with the JIT's trampoline).
+pub(crate) enum Step {
     /// Execute the top frame's current node.
     At,
     /// Follow an edge from the top frame's current node.
@@ -49,13 +49,17 @@ impl<'p> Interpreter<'p> {
         &self.unit(u).nodes[n as usize]
     }
 
-    fn fault_at(&self, unit: u32, line: u32, message: String) -> Effect {
+    pub(crate) fn fault_at(&self, unit: u32, line: u32, message: String) -> Effect {
         let u = self.unit(unit);
-        Effect::Fault { message, file: self.program.files[u.file as usize].clone(), line }
+        Effect::Fault {
+            message,
+            file: self.program.files[u.file as usize].clone(),
+            line,
+        }
     }
 
     /// A fault in the current node: its `failure` edge, or the end of the call.
-    fn fault(&self, state: &State, message: String) -> Step {
+    pub(crate) fn fault(&self, state: &State, message: String) -> Step {
         let node = self.node(state);
         match node.on_fault {
             Some(e) => Step::Edge(e),
@@ -64,14 +68,23 @@ impl<'p> Interpreter<'p> {
     }
 
     /// Pushes a frame for `unit` with its parameters; runs the `var` initializers.
-    fn enter(&self, state: &mut State, unit: u32, node: u32, args: Vec<Value>, host: &dyn Host) -> Result<(), Effect> {
+    fn enter(
+        &self,
+        state: &mut State,
+        unit: u32,
+        node: u32,
+        args: Vec<Value>,
+        host: &dyn Host,
+    ) -> Result<(), Effect> {
         let u = self.unit(unit);
         let mut locals = args;
         locals.extend(u.locals[locals.len()..].iter().map(|l| l.ty.zero()));
         state.frames.push(Frame { unit, node, locals });
         for init in &u.init {
             match eval::eval(self.program, state, &*host, &init.value) {
-                Ok(v) => state.frames.last_mut().expect("just pushed").locals[init.slot as usize] = v,
+                Ok(v) => {
+                    state.frames.last_mut().expect("just pushed").locals[init.slot as usize] = v
+                }
                 Err(m) => return Err(self.fault_at(unit, init.line, m)),
             }
         }
@@ -79,7 +92,14 @@ impl<'p> Interpreter<'p> {
     }
 
     /// Restarts the call at a unit's node (entry, `home`, `goto_start`).
-    fn restart(&self, state: &mut State, unit: u32, node: u32, args: Vec<Value>, host: &dyn Host) -> Step {
+    fn restart(
+        &self,
+        state: &mut State,
+        unit: u32,
+        node: u32,
+        args: Vec<Value>,
+        host: &dyn Host,
+    ) -> Step {
         state.frames.clear();
         match self.enter(state, unit, node, args, host) {
             Ok(()) => Step::At,
@@ -87,20 +107,23 @@ impl<'p> Interpreter<'p> {
         }
     }
 
-    fn burn(&self, state: &State, fuel: &mut u64) -> Option<Step> {
+    pub(crate) fn burn(&self, state: &State, fuel: &mut u64) -> Option<Step> {
         if *fuel == 0 {
             let node = self.node(state);
             return Some(Step::End(self.fault_at(
                 Self::top(state).0,
                 node.line,
-                format!("fuel exhausted: more than {} loops without waiting for the caller", state.fuel_per_resume),
+                format!(
+                    "fuel exhausted: more than {} loops without waiting for the caller",
+                    state.fuel_per_resume
+                ),
             )));
         }
         *fuel -= 1;
         None
     }
 
-    fn follow(&self, state: &mut State, edge: Edge, fuel: &mut u64) -> Step {
+    pub(crate) fn follow(&self, state: &mut State, edge: Edge, fuel: &mut u64) -> Step {
         match edge {
             Edge::Node(i) => {
                 let (_, cur) = Self::top(state);
@@ -112,18 +135,24 @@ impl<'p> Interpreter<'p> {
                 state.frames.last_mut().expect("frame").node = i;
                 Step::At
             }
-            Edge::Hangup | Edge::Off => Step::End(Effect::Hangup { prompts: Vec::new() }),
+            Edge::Hangup | Edge::Off => Step::End(Effect::Hangup {
+                prompts: Vec::new(),
+            }),
             Edge::Return(x) => {
                 let callee = state.frames.pop().expect("frame");
                 match state.frames.last() {
                     None => {
                         state.exit = self.unit(callee.unit).exits.get(x as usize).cloned();
-                        Step::End(Effect::Hangup { prompts: Vec::new() })
+                        Step::End(Effect::Hangup {
+                            prompts: Vec::new(),
+                        })
                     }
                     Some(_) => match &self.node(state).kind {
                         NodeKind::Call { exits, .. } => Step::Edge(exits[x as usize]),
                         // A verified IR only returns into a call node.
-                        _ => Step::End(Effect::Hangup { prompts: Vec::new() }),
+                        _ => Step::End(Effect::Hangup {
+                            prompts: Vec::new(),
+                        }),
                     },
                 }
             }
@@ -164,7 +193,13 @@ impl<'p> Interpreter<'p> {
                     }
                 }
                 if state.frames.len() >= ir::verify::MAX_CALL_DEPTH {
-                    return self.fault(state, format!("module calls nested deeper than {}", ir::verify::MAX_CALL_DEPTH));
+                    return self.fault(
+                        state,
+                        format!(
+                            "module calls nested deeper than {}",
+                            ir::verify::MAX_CALL_DEPTH
+                        ),
+                    );
                 }
                 if let Some(s) = self.burn(state, fuel) {
                     return s;
@@ -202,11 +237,17 @@ impl<'p> Interpreter<'p> {
         let mut prompts = Vec::with_capacity(en.prompts.len());
         for p in &en.prompts {
             let r = match p {
-                PromptExpr::File(e) => eval::eval(self.program, state, host, e).map(|v| PromptItem::File(v.to_text())),
-                PromptExpr::Say(m, e) => {
-                    eval::eval(self.program, state, host, e).map(|v| PromptItem::Say { say: *m, value: v.to_text() })
+                PromptExpr::File(e) => {
+                    eval::eval(self.program, state, host, e).map(|v| PromptItem::File(v.to_text()))
                 }
-                PromptExpr::Speak(e) => eval::eval(self.program, state, host, e).map(|v| PromptItem::Speak { speak: v.to_text() }),
+                PromptExpr::Say(m, e) => {
+                    eval::eval(self.program, state, host, e).map(|v| PromptItem::Say {
+                        say: *m,
+                        value: v.to_text(),
+                    })
+                }
+                PromptExpr::Speak(e) => eval::eval(self.program, state, host, e)
+                    .map(|v| PromptItem::Speak { speak: v.to_text() }),
             };
             match r {
                 Ok(item) => prompts.push(item),
@@ -220,51 +261,115 @@ impl<'p> Interpreter<'p> {
                 Err(m) => return self.fault(state, m),
             }
         }
-        let s = |i: usize| args[i].to_text();
-        let n = |i: usize| match args[i] {
-            Value::Int(n) => n,
+        self.build_effect(state, unit, en, prompts, args)
+    }
+
+    /// Builds an effect node's effect from its evaluated prompts and
+    /// parameters (shared with the JIT, which evaluates them natively).
+    pub(crate) fn build_effect(
+        &self,
+        state: &State,
+        unit: u32,
+        en: &EffectNode,
+        prompts: Vec<PromptItem>,
+        args: Vec<Value>,
+    ) -> Step {
+        // Parameters by name (the action table's order may grow); verified types.
+        let specs: Vec<&str> = en.action.arg_specs().map(|p| p.name).collect();
+        let arg = |name: &str| {
+            specs
+                .iter()
+                .position(|p| *p == name)
+                .and_then(|i| args.get(i))
+        };
+        let s = |name: &str| arg(name).map(Value::to_text).unwrap_or_default();
+        let n = |name: &str| match arg(name) {
+            Some(Value::Int(n)) => *n,
             _ => 0,
         };
-        let ms = |i: usize| n(i).max(0) as u64;
-        let b = |i: usize| args[i] == Value::Bool(true);
-        let on = |name: &str| en.action.result_index(name).is_some_and(|i| en.results[i] != Edge::Off);
+        let ms = |name: &str| n(name).max(0) as u64;
+        let b = |name: &str| arg(name) == Some(&Value::Bool(true));
+        let on = |name: &str| {
+            en.action
+                .result_index(name)
+                .is_some_and(|i| en.results[i] != Edge::Off)
+        };
         let effect = match en.action {
-            Action::Play => Effect::Play { prompts, barge_in: on("key") },
+            Action::Play => Effect::Play {
+                prompts,
+                barge_in: on("key"),
+            },
             Action::Menu => Effect::Menu {
                 prompts,
                 keys: en.keys.iter().map(|k| k.keys.clone()).collect(),
-                timeout_ms: ms(0),
-                retries: n(1),
-                interdigit_ms: ms(2),
-                invalid_prompt: s(3),
+                timeout_ms: ms("timeout"),
+                retries: n("retries"),
+                interdigit_ms: ms("interdigit"),
+                invalid_prompt: s("invalid_prompt"),
             },
-            Action::Input => Effect::Input { prompts, max_digits: n(0), terminator: s(1), timeout_ms: ms(2) },
+            Action::Input => Effect::Input {
+                prompts,
+                max_digits: n("max_digits"),
+                terminator: s("terminator"),
+                timeout_ms: ms("timeout"),
+            },
             Action::Hangup => return Step::End(Effect::Hangup { prompts }),
             Action::LeaveMail => Effect::LeaveMail {
                 prompts,
-                mailbox: s(0),
-                greeting: b(1),
-                beep: b(2),
-                max_length_ms: ms(3),
-                priority: s(4),
+                mailbox: s("mailbox"),
+                greeting: b("greeting"),
+                beep: b("beep"),
+                max_length_ms: ms("max_length"),
+                review: b("review"),
+                priority: s("priority"),
             },
-            Action::VerifyPin => Effect::VerifyPin { mailbox: s(0), pin: s(1) },
-            Action::MessageCount => Effect::MessageCount { mailbox: s(0), folder: s(1) },
+            Action::VerifyPin => Effect::VerifyPin {
+                mailbox: s("mailbox"),
+                pin: s("pin"),
+            },
+            Action::MessageCount => Effect::MessageCount {
+                mailbox: s("mailbox"),
+                folder: s("folder"),
+            },
             Action::PlayMessage => Effect::PlayMessage {
                 prompts,
-                mailbox: s(0),
-                folder: s(1),
-                index: n(2),
-                envelope: b(3),
+                mailbox: s("mailbox"),
+                folder: s("folder"),
+                index: n("index"),
+                envelope: b("envelope"),
                 barge_in: on("key"),
             },
-            Action::SaveMessage => Effect::SaveMessage { prompts, mailbox: s(0), folder: s(1), index: n(2) },
-            Action::DeleteMessage => Effect::DeleteMessage { prompts, mailbox: s(0), folder: s(1), index: n(2) },
-            Action::RecordGreeting => Effect::RecordGreeting { prompts, mailbox: s(0), kind: s(1), max_length_ms: ms(2) },
-            Action::SetGreeting => Effect::SetGreeting { prompts, mailbox: s(0), kind: s(1), use_: s(2) },
-            Action::SetPin => Effect::SetPin { prompts, mailbox: s(0), pin: s(1) },
+            Action::SaveMessage => Effect::SaveMessage {
+                prompts,
+                mailbox: s("mailbox"),
+                folder: s("folder"),
+                index: n("index"),
+            },
+            Action::DeleteMessage => Effect::DeleteMessage {
+                prompts,
+                mailbox: s("mailbox"),
+                folder: s("folder"),
+                index: n("index"),
+            },
+            Action::RecordGreeting => Effect::RecordGreeting {
+                prompts,
+                mailbox: s("mailbox"),
+                kind: s("kind"),
+                max_length_ms: ms("max_length"),
+            },
+            Action::SetGreeting => Effect::SetGreeting {
+                prompts,
+                mailbox: s("mailbox"),
+                kind: s("kind"),
+                use_: s("use"),
+            },
+            Action::SetPin => Effect::SetPin {
+                prompts,
+                mailbox: s("mailbox"),
+                pin: s("pin"),
+            },
             Action::Transfer | Action::AssistedTransfer => {
-                let target = s(0);
+                let target = s("to");
                 let own = &self.unit(unit).allow_transfer;
                 if !(crate::check::transfer::allowed(&state.allow_transfer, &target)
                     || crate::check::transfer::allowed(own, &target))
@@ -275,23 +380,45 @@ impl<'p> Interpreter<'p> {
                 if en.action == Action::Transfer {
                     Effect::Transfer { prompts, target }
                 } else {
-                    Effect::AssistedTransfer { prompts, target, timeout_ms: ms(1), music: s(2) }
+                    Effect::AssistedTransfer {
+                        prompts,
+                        target,
+                        timeout_ms: ms("timeout"),
+                        music: s("music"),
+                    }
                 }
             }
-            Action::Record => {
-                Effect::Record { prompts, recording: s(0), max_length_ms: ms(1), silence_ms: ms(2), beep: b(3) }
-            }
-            Action::Email => Effect::Email { to: s(0), subject: s(1), body: s(2), attach: b(3) },
-            Action::Wait => Effect::Wait { prompts, duration_ms: ms(0), music: s(1) },
+            Action::Record => Effect::Record {
+                prompts,
+                recording: s("recording"),
+                max_length_ms: ms("max_length"),
+                silence_ms: ms("silence"),
+                beep: b("beep"),
+            },
+            Action::Email => Effect::Email {
+                to: s("to"),
+                subject: s("subject"),
+                body: s("body"),
+                attach: b("attach"),
+            },
+            Action::Wait => Effect::Wait {
+                prompts,
+                duration_ms: ms("duration"),
+                music: s("music"),
+            },
         };
         Step::Wait(effect)
     }
 
     /// Continues after the outcome of the effect the call waits for.
-    fn answer(&self, state: &mut State, outcome: Outcome, host: &mut dyn Host) -> Step {
+    pub(crate) fn answer(&self, state: &mut State, outcome: Outcome, host: &mut dyn Host) -> Step {
         let node = self.node(state);
         let NodeKind::Effect(en) = &node.kind else {
-            return Step::End(self.fault_at(Self::top(state).0, node.line, "resumed at a node that has no effect".into()));
+            return Step::End(self.fault_at(
+                Self::top(state).0,
+                node.line,
+                "resumed at a node that has no effect".into(),
+            ));
         };
         let pending = state.pending.take();
         let r = |name: &str| Step::Edge(result(en, name));
@@ -318,16 +445,23 @@ impl<'p> Interpreter<'p> {
                     None => self.menu_failure(state, en, pending, "invalid"),
                 }
             }
-            (Action::Menu, O::Ok | O::Timeout | O::Keys(_) | O::Digits(_)) => self.menu_failure(state, en, pending, "timeout"),
+            (Action::Menu, O::Ok | O::Timeout | O::Keys(_) | O::Digits(_)) => {
+                self.menu_failure(state, en, pending, "timeout")
+            }
             (Action::Input, O::Digits(d) | O::Keys(d)) => {
                 let (max, term) = match &pending {
-                    Some(Effect::Input { max_digits, terminator, .. }) => (*max_digits, terminator.clone()),
+                    Some(Effect::Input {
+                        max_digits,
+                        terminator,
+                        ..
+                    }) => (*max_digits, terminator.clone()),
                     _ => (i64::MAX, String::new()),
                 };
-                let (mut digits, ended) = match (!term.is_empty()).then(|| d.find(term.as_str())).flatten() {
-                    Some(i) => (d[..i].to_string(), true),
-                    None => (d.clone(), false),
-                };
+                let (mut digits, ended) =
+                    match (!term.is_empty()).then(|| d.find(term.as_str())).flatten() {
+                        Some(i) => (d[..i].to_string(), true),
+                        None => (d.clone(), false),
+                    };
                 if max >= 0 && digits.chars().count() as i64 > max {
                     digits = digits.chars().take(max as usize).collect();
                 }
@@ -353,11 +487,19 @@ impl<'p> Interpreter<'p> {
             }
             (Action::MessageCount, O::Fail | O::Timeout) => r("failure"),
             (
-                Action::SaveMessage | Action::DeleteMessage | Action::SetGreeting | Action::Email | Action::SetPin,
+                Action::SaveMessage
+                | Action::DeleteMessage
+                | Action::SetGreeting
+                | Action::Email
+                | Action::SetPin,
                 O::Ok,
             ) => r("next"),
             (
-                Action::SaveMessage | Action::DeleteMessage | Action::SetGreeting | Action::Email | Action::SetPin,
+                Action::SaveMessage
+                | Action::DeleteMessage
+                | Action::SetGreeting
+                | Action::Email
+                | Action::SetPin,
                 O::Fail | O::Timeout,
             ) => r("failure"),
             (Action::SetPin, O::Invalid) => r("invalid"),
@@ -371,7 +513,9 @@ impl<'p> Interpreter<'p> {
             (Action::Record | Action::RecordGreeting, O::Fail) => r("failure"),
             (Action::Transfer | Action::AssistedTransfer, O::Ok) => r("next"),
             (Action::Transfer | Action::AssistedTransfer, O::Busy) => r("busy"),
-            (Action::Transfer | Action::AssistedTransfer, O::NoAnswer | O::Timeout) => r("no_answer"),
+            (Action::Transfer | Action::AssistedTransfer, O::NoAnswer | O::Timeout) => {
+                r("no_answer")
+            }
             (Action::Transfer | Action::AssistedTransfer, O::Fail) => r("failure"),
             (Action::Wait, O::Ok | O::Timeout) => r("next"),
             _ => Step::End(self.fault_at(
@@ -383,11 +527,21 @@ impl<'p> Interpreter<'p> {
     }
 
     /// A menu failure (`timeout` or `invalid`): counted; past `retries` it is `exhausted`.
-    fn menu_failure(&self, state: &mut State, en: &EffectNode, pending: Option<Effect>, kind: &str) -> Step {
+    fn menu_failure(
+        &self,
+        state: &mut State,
+        en: &EffectNode,
+        pending: Option<Effect>,
+        kind: &str,
+    ) -> Step {
         let at = Self::top(state);
         let count = failures(state, at) + 1;
         let (retries, invalid_prompt) = match pending {
-            Some(Effect::Menu { retries, invalid_prompt, .. }) => (retries, invalid_prompt),
+            Some(Effect::Menu {
+                retries,
+                invalid_prompt,
+                ..
+            }) => (retries, invalid_prompt),
             _ => (0, String::new()),
         };
         if i64::from(count) > retries {
@@ -397,7 +551,13 @@ impl<'p> Interpreter<'p> {
         set_failures(state, at, count);
         let edge = result(en, kind);
         if kind == "invalid" && !invalid_prompt.is_empty() {
-            return Step::WaitThen(Effect::Play { prompts: vec![PromptItem::File(invalid_prompt)], barge_in: false }, edge);
+            return Step::WaitThen(
+                Effect::Play {
+                    prompts: vec![PromptItem::File(invalid_prompt)],
+                    barge_in: false,
+                },
+                edge,
+            );
         }
         Step::Edge(edge)
     }
@@ -437,7 +597,11 @@ impl Engine for Interpreter<'_> {
                 let h = state.home.clone();
                 state.target = h.name.clone();
                 if h.unit as usize >= self.program.units.len() {
-                    Step::End(Effect::Fault { message: "no such start point".into(), file: String::new(), line: 0 })
+                    Step::End(Effect::Fault {
+                        message: "no such start point".into(),
+                        file: String::new(),
+                        line: 0,
+                    })
                 } else {
                     self.restart(state, h.unit, h.node, h.args, &*host)
                 }
@@ -455,13 +619,20 @@ impl Engine for Interpreter<'_> {
 
 /// The edge of an effect node's result by name (unknown names end the call).
 fn result(en: &EffectNode, name: &str) -> Edge {
-    en.action.result_index(name).and_then(|i| en.results.get(i).copied()).unwrap_or(Edge::Hangup)
+    en.action
+        .result_index(name)
+        .and_then(|i| en.results.get(i).copied())
+        .unwrap_or(Edge::Hangup)
 }
 
 fn assign(state: &mut State, host: &mut dyn Host, place: &Place, v: Value) {
     match place {
         Place::Local(i) => {
-            if let Some(slot) = state.frames.last_mut().and_then(|f| f.locals.get_mut(*i as usize)) {
+            if let Some(slot) = state
+                .frames
+                .last_mut()
+                .and_then(|f| f.locals.get_mut(*i as usize))
+            {
                 *slot = v;
             }
         }
@@ -475,7 +646,11 @@ fn assign(state: &mut State, host: &mut dyn Host, place: &Place, v: Value) {
 }
 
 fn failures(state: &State, at: (u32, u32)) -> u32 {
-    state.menu_failures.iter().find(|(k, _)| *k == at).map_or(0, |(_, c)| *c)
+    state
+        .menu_failures
+        .iter()
+        .find(|(k, _)| *k == at)
+        .map_or(0, |(_, c)| *c)
 }
 
 fn set_failures(state: &mut State, at: (u32, u32), count: u32) {

@@ -59,20 +59,44 @@ pub fn lower(world: &dyn World, program: &Checked) -> Result<Program, LowerError
         .files
         .iter()
         .filter(|f| check::namespace_of(&world.file(f.id).name) == GET_MAIL_MODULE.0)
-        .filter_map(|f| module_index.get(&(f.id, GET_MAIL_MODULE.1.to_string())).map(|&u| (f, u)))
+        .filter_map(|f| {
+            module_index
+                .get(&(f.id, GET_MAIL_MODULE.1.to_string()))
+                .map(|&u| (f, u))
+        })
         .min_by_key(|(f, _)| !world.file(f.id).name.starts_with("std/"))
         .map(|(_, u)| u);
 
-    let cx = Cx { world, program, module_index, profile_index, get_mail };
-    let mut out = Program { version: IR_VERSION, files, profiles, units: Vec::new(), entries: Vec::new() };
+    let cx = Cx {
+        world,
+        program,
+        module_index,
+        profile_index,
+        get_mail,
+    };
+    let mut out = Program {
+        version: IR_VERSION,
+        files,
+        profiles,
+        units: Vec::new(),
+        entries: Vec::new(),
+    };
     for (i, (file, src)) in units.iter().enumerate() {
         let file_no = file_index[file];
         let unit = cx.unit(*file, file_no, src)?;
         if let UnitSrc::Flow(fl) = src {
             for s in &fl.starts {
-                let node = unit.nodes.iter().position(|n| n.name == s.target.text).ok_or_else(|| {
-                    cx.err(*file, s.target.span, format!("start point targets unknown node `{}`", s.target.text))
-                })?;
+                let node = unit
+                    .nodes
+                    .iter()
+                    .position(|n| n.name == s.target.text)
+                    .ok_or_else(|| {
+                        cx.err(
+                            *file,
+                            s.target.span,
+                            format!("start point targets unknown node `{}`", s.target.text),
+                        )
+                    })?;
                 out.entries.push(Entry {
                     kind: s.kind.text.clone(),
                     pattern: s.pattern.value.clone(),
@@ -113,34 +137,68 @@ impl Cx<'_> {
     }
 
     fn err(&self, file: FileId, span: Span, message: impl Into<String>) -> LowerError {
-        LowerError { file: self.world.file(file).name.clone(), line: self.line(file, span), message: message.into() }
+        LowerError {
+            file: self.world.file(file).name.clone(),
+            line: self.line(file, span),
+            message: message.into(),
+        }
     }
 
     fn unit(&self, file: FileId, file_no: u32, src: &UnitSrc) -> Result<Unit, LowerError> {
         let (kind, name, params, exits, body, span) = match src {
-            UnitSrc::Flow(f) => (UnitKind::Flow, f.name.text.clone(), &[][..], &[][..], &f.body, f.span),
+            UnitSrc::Flow(f) => (
+                UnitKind::Flow,
+                f.name.text.clone(),
+                &[][..],
+                &[][..],
+                &f.body,
+                f.span,
+            ),
             UnitSrc::Module(m) => {
                 let ns = check::namespace_of(&self.world.file(file).name);
-                (UnitKind::Module, format!("{ns}.{}", m.name.text), &m.params[..], &m.exits[..], &m.body, m.span)
+                (
+                    UnitKind::Module,
+                    format!("{ns}.{}", m.name.text),
+                    &m.params[..],
+                    &m.exits[..],
+                    &m.body,
+                    m.span,
+                )
             }
         };
-        let mut scope =
-            Scope { file, locals: HashMap::new(), nodes: HashMap::new(), exits: exits.iter().map(|e| e.text.as_str()).collect() };
+        let mut scope = Scope {
+            file,
+            locals: HashMap::new(),
+            nodes: HashMap::new(),
+            exits: exits.iter().map(|e| e.text.as_str()).collect(),
+        };
         let mut locals = Vec::new();
         for p in params {
-            let ty = Ty::from_name(&p.ty.text).ok_or_else(|| self.err(file, p.ty.span, "unknown type"))?;
+            let ty = Ty::from_name(&p.ty.text)
+                .ok_or_else(|| self.err(file, p.ty.span, "unknown type"))?;
             scope.locals.insert(&p.name.text, (locals.len() as u32, ty));
-            locals.push(Local { name: p.name.text.clone(), ty });
+            locals.push(Local {
+                name: p.name.text.clone(),
+                ty,
+            });
         }
         let mut init = Vec::new();
         for v in &body.vars {
-            let ty = Ty::from_name(&v.ty.text).ok_or_else(|| self.err(file, v.ty.span, "unknown type"))?;
+            let ty = Ty::from_name(&v.ty.text)
+                .ok_or_else(|| self.err(file, v.ty.span, "unknown type"))?;
             // The initializer sees the locals declared before it.
             let (value, _) = self.expr(&scope, &v.init)?;
             let slot = locals.len() as u32;
             scope.locals.insert(&v.name.text, (slot, ty));
-            locals.push(Local { name: v.name.text.clone(), ty });
-            init.push(Init { slot, value, line: self.line(file, v.span) });
+            locals.push(Local {
+                name: v.name.text.clone(),
+                ty,
+            });
+            init.push(Init {
+                slot,
+                value,
+                line: self.line(file, v.span),
+            });
         }
         for (i, n) in body.nodes.iter().enumerate() {
             scope.nodes.insert(&n.name.text, i as u32);
@@ -160,7 +218,13 @@ impl Cx<'_> {
         let allow_transfer = self
             .program
             .file(file)
-            .map(|f| f.ast.allow_transfer.iter().map(|s| s.value.clone()).collect())
+            .map(|f| {
+                f.ast
+                    .allow_transfer
+                    .iter()
+                    .map(|s| s.value.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(Unit {
             kind,
@@ -188,15 +252,28 @@ impl Cx<'_> {
                 .iter()
                 .position(|e| *e == id.text)
                 .map(|i| Edge::Return(i as u32))
-                .ok_or_else(|| self.err(scope.file, id.span, format!("unknown exit `{}`", id.text))),
+                .ok_or_else(|| {
+                    self.err(scope.file, id.span, format!("unknown exit `{}`", id.text))
+                }),
         }
     }
 
     /// Lowers one node; `get_mail` with prompts also yields a second node (at `extra_base`).
-    fn node(&self, scope: &Scope, index: u32, n: &ast::Node, extra_base: u32) -> Result<(Node, Vec<Node>), LowerError> {
+    fn node(
+        &self,
+        scope: &Scope,
+        index: u32,
+        n: &ast::Node,
+        extra_base: u32,
+    ) -> Result<(Node, Vec<Node>), LowerError> {
         let file = scope.file;
-        let spec = actions::action(&n.action.text)
-            .ok_or_else(|| self.err(file, n.action.span, format!("unknown action `{}`", n.action.text)))?;
+        let spec = actions::action(&n.action.text).ok_or_else(|| {
+            self.err(
+                file,
+                n.action.span,
+                format!("unknown action `{}`", n.action.text),
+            )
+        })?;
         let line = self.line(file, n.span);
         // Gather the statements.
         let mut on: HashMap<&str, Edge> = HashMap::new();
@@ -210,14 +287,28 @@ impl Cx<'_> {
         let mut start = None;
         for s in &n.stmts {
             match s {
-                ast::Stmt::On { label: ast::ResultLabel::Name(r), target, .. } => {
+                ast::Stmt::On {
+                    label: ast::ResultLabel::Name(r),
+                    target,
+                    ..
+                } => {
                     on.insert(&r.text, self.target(scope, target)?);
                 }
-                ast::Stmt::On { label: ast::ResultLabel::Keys(k), target, .. } => {
-                    keys.push(KeyEdge { keys: k.value.clone(), edge: self.target(scope, target)? });
+                ast::Stmt::On {
+                    label: ast::ResultLabel::Keys(k),
+                    target,
+                    ..
+                } => {
+                    keys.push(KeyEdge {
+                        keys: k.value.clone(),
+                        edge: self.target(scope, target)?,
+                    });
                 }
                 ast::Stmt::When { cond, target, .. } => {
-                    arms.push(Arm { cond: self.expr_of(scope, cond, Ty::Bool)?, edge: self.target(scope, target)? });
+                    arms.push(Arm {
+                        cond: self.expr_of(scope, cond, Ty::Bool)?,
+                        edge: self.target(scope, target)?,
+                    });
                 }
                 ast::Stmt::Else { target, .. } => otherwise = Some(self.target(scope, target)?),
                 ast::Stmt::Prompt { items, .. } => {
@@ -226,18 +317,24 @@ impl Cx<'_> {
                     }
                 }
                 ast::Stmt::Say { mode, value, .. } => {
-                    let m = SayMode::from_name(&mode.text)
-                        .ok_or_else(|| self.err(file, mode.span, format!("unknown say mode `{}`", mode.text)))?;
+                    let m = SayMode::from_name(&mode.text).ok_or_else(|| {
+                        self.err(file, mode.span, format!("unknown say mode `{}`", mode.text))
+                    })?;
                     prompts.push(PromptExpr::Say(m, self.to_str(self.expr(scope, value)?)));
                 }
                 ast::Stmt::Speak { text, .. } => {
                     prompts.push(PromptExpr::Speak(self.to_str(self.expr(scope, text)?)));
                 }
-                ast::Stmt::Module { module: m, args, .. } => module = Some((m, args)),
+                ast::Stmt::Module {
+                    module: m, args, ..
+                } => module = Some((m, args)),
                 ast::Stmt::Start { kind, name, .. } => start = Some((kind, name)),
                 ast::Stmt::Assign { target, value, .. } => {
                     let (place, ty) = self.place(scope, target)?;
-                    ops.push(Assign { place, value: self.expr_of(scope, value, ty)? });
+                    ops.push(Assign {
+                        place,
+                        value: self.expr_of(scope, value, ty)?,
+                    });
                 }
                 ast::Stmt::Param { name, value, .. } => {
                     params.insert(&name.text, value);
@@ -253,36 +350,60 @@ impl Cx<'_> {
                     Some(ast::ParamValue::Expr(e)) => self.expr_of(scope, e, Ty::Bool)?,
                     _ => return Err(self.err(file, n.span, "`test` needs `if EXPR`")),
                 };
-                NodeKind::Branch { arms: vec![Arm { cond, edge: result("true") }], otherwise: result("false") }
+                NodeKind::Branch {
+                    arms: vec![Arm {
+                        cond,
+                        edge: result("true"),
+                    }],
+                    otherwise: result("false"),
+                }
             }
             // A switch with no `else` and no matching `when` ends the call, like an unconnected result.
-            "switch" => NodeKind::Branch { arms, otherwise: otherwise.unwrap_or(Edge::Hangup) },
+            "switch" => NodeKind::Branch {
+                arms,
+                otherwise: otherwise.unwrap_or(Edge::Hangup),
+            },
             "call" => {
-                let (m, args) = module.ok_or_else(|| self.err(file, n.span, "`call` needs `module NAME(…)`"))?;
+                let (m, args) = module
+                    .ok_or_else(|| self.err(file, n.span, "`call` needs `module NAME(…)`"))?;
                 let (ns, name) = match m.text.split_once('.') {
                     Some((ns, name)) => (Some(ns), name),
                     None => (None, m.text.as_str()),
                 };
-                let (mfile, mdecl) = self
-                    .program
-                    .module(file, ns, name)
-                    .ok_or_else(|| self.err(file, m.span, format!("unknown module `{}`", m.text)))?;
+                let (mfile, mdecl) = self.program.module(file, ns, name).ok_or_else(|| {
+                    self.err(file, m.span, format!("unknown module `{}`", m.text))
+                })?;
                 let unit = self.module_index[&(mfile, mdecl.name.text.clone())];
                 let mut lowered = Vec::new();
                 for p in &mdecl.params {
-                    let ty = Ty::from_name(&p.ty.text).ok_or_else(|| self.err(mfile, p.ty.span, "unknown type"))?;
+                    let ty = Ty::from_name(&p.ty.text)
+                        .ok_or_else(|| self.err(mfile, p.ty.span, "unknown type"))?;
                     let a = args
                         .iter()
                         .find(|a| a.name.text == p.name.text)
-                        .ok_or_else(|| self.err(file, m.span, format!("missing argument `{}`", p.name.text)))?;
+                        .ok_or_else(|| {
+                            self.err(file, m.span, format!("missing argument `{}`", p.name.text))
+                        })?;
                     lowered.push(self.expr_of(scope, &a.value, ty)?);
                 }
-                let exits = mdecl.exits.iter().map(|e| on.get(e.text.as_str()).copied().unwrap_or(Edge::Hangup)).collect();
-                NodeKind::Call { unit, args: lowered, exits }
+                let exits = mdecl
+                    .exits
+                    .iter()
+                    .map(|e| on.get(e.text.as_str()).copied().unwrap_or(Edge::Hangup))
+                    .collect();
+                NodeKind::Call {
+                    unit,
+                    args: lowered,
+                    exits,
+                }
             }
             "get_mail" => {
                 let unit = self.get_mail.ok_or_else(|| {
-                    self.err(file, n.span, "`get_mail` runs `mailbox.collect`, but `std/mailbox.vflow` is not loaded")
+                    self.err(
+                        file,
+                        n.span,
+                        "`get_mail` runs `mailbox.collect`, but `std/mailbox.vflow` is not loaded",
+                    )
                 })?;
                 let mailbox = match params.get("mailbox") {
                     Some(ast::ParamValue::Expr(e)) => self.expr_of(scope, e, Ty::Str)?,
@@ -298,7 +419,11 @@ impl Cx<'_> {
                         _ => Edge::Hangup,
                     })
                     .collect();
-                let call = NodeKind::Call { unit, args: vec![mailbox], exits };
+                let call = NodeKind::Call {
+                    unit,
+                    args: vec![mailbox],
+                    exits,
+                };
                 if prompts.is_empty() {
                     call
                 } else {
@@ -318,12 +443,20 @@ impl Cx<'_> {
                         results: vec![Edge::Node(extra_base), Edge::Off, Edge::Node(extra_base)],
                         keys: Vec::new(),
                     });
-                    let node = Node { name: n.name.text.clone(), line, ops, on_fault, kind: play };
+                    let node = Node {
+                        name: n.name.text.clone(),
+                        line,
+                        ops,
+                        on_fault,
+                        kind: play,
+                    };
                     return Ok((node, vec![call_node]));
                 }
             }
             "goto_start" => {
-                let (kind, name) = start.ok_or_else(|| self.err(file, n.span, "`goto_start` needs `start KIND \"NAME\"`"))?;
+                let (kind, name) = start.ok_or_else(|| {
+                    self.err(file, n.span, "`goto_start` needs `start KIND \"NAME\"`")
+                })?;
                 // `start KIND "NAME"`, or `start "KIND NAME"`, or `start "NAME"` (kind `named`).
                 let (kind, name) = match kind {
                     Some(k) => (k.text.clone(), name.value.clone()),
@@ -336,8 +469,9 @@ impl Cx<'_> {
             }
             "home" => NodeKind::Home,
             other => {
-                let action = Action::from_name(other)
-                    .ok_or_else(|| self.err(file, n.action.span, format!("`{other}` is not an effect")))?;
+                let action = Action::from_name(other).ok_or_else(|| {
+                    self.err(file, n.action.span, format!("`{other}` is not an effect"))
+                })?;
                 let mut args = Vec::new();
                 let mut into = None;
                 for p in spec.params {
@@ -346,18 +480,34 @@ impl Cx<'_> {
                         ParamKind::Into(t) => {
                             let e = match given {
                                 Some(ast::ParamValue::Expr(e)) => e,
-                                _ => return Err(self.err(file, n.span, format!("`{other}` needs `{}`", p.name))),
+                                _ => {
+                                    return Err(self.err(
+                                        file,
+                                        n.span,
+                                        format!("`{other}` needs `{}`", p.name),
+                                    ));
+                                }
                             };
                             let (place, ty) = self.place(scope, e)?;
                             if ty != Ty::from(t) {
-                                return Err(self.err(file, e.span, format!("`{}` needs a {} variable", p.name, Ty::from(t).name())));
+                                return Err(self.err(
+                                    file,
+                                    e.span,
+                                    format!("`{}` needs a {} variable", p.name, Ty::from(t).name()),
+                                ));
                             }
                             into = Some(place);
                         }
                         kind => args.push(match given {
-                            Some(ast::ParamValue::Duration(ms, _)) => Expr::Const(Value::Int(*ms as i64)),
-                            Some(ast::ParamValue::Expr(e)) => self.expr_of(scope, e, param_ty(kind))?,
-                            None => Expr::Const(self.default_value(p, &n.name.text, file, n.span)?),
+                            Some(ast::ParamValue::Duration(ms, _)) => {
+                                Expr::Const(Value::Int(*ms as i64))
+                            }
+                            Some(ast::ParamValue::Expr(e)) => {
+                                self.expr_of(scope, e, param_ty(kind))?
+                            }
+                            None => {
+                                Expr::Const(self.default_value(p, &n.name.text, file, n.span)?)
+                            }
                         }),
                     }
                 }
@@ -365,10 +515,26 @@ impl Cx<'_> {
                 if spec.extra != Extra::Keys {
                     keys.clear();
                 }
-                NodeKind::Effect(EffectNode { action, prompts, args, into, results, keys })
+                NodeKind::Effect(EffectNode {
+                    action,
+                    prompts,
+                    args,
+                    into,
+                    results,
+                    keys,
+                })
             }
         };
-        Ok((Node { name: n.name.text.clone(), line, ops, on_fault, kind }, Vec::new()))
+        Ok((
+            Node {
+                name: n.name.text.clone(),
+                line,
+                ops,
+                on_fault,
+                kind,
+            },
+            Vec::new(),
+        ))
     }
 
     fn program_unit_exits(&self, unit: u32) -> Vec<String> {
@@ -384,7 +550,13 @@ impl Cx<'_> {
 
     /// The edge of a result: connected, or what the action table says an
     /// unconnected one does.
-    fn result_edge(&self, spec: &ActionSpec, on: &HashMap<&str, Edge>, name: &str, index: u32) -> Edge {
+    fn result_edge(
+        &self,
+        spec: &ActionSpec,
+        on: &HashMap<&str, Edge>,
+        name: &str,
+        index: u32,
+    ) -> Edge {
         if let Some(e) = on.get(name) {
             return *e;
         }
@@ -397,13 +569,21 @@ impl Cx<'_> {
     }
 
     /// The default of an absent optional parameter, from the action table.
-    fn default_value(&self, p: &actions::ParamSpec, node: &str, file: FileId, span: Span) -> Result<Value, LowerError> {
+    fn default_value(
+        &self,
+        p: &actions::ParamSpec,
+        node: &str,
+        file: FileId,
+        span: Span,
+    ) -> Result<Value, LowerError> {
         let d = p.default;
         let bad = || self.err(file, span, format!("missing parameter `{}`", p.name));
         Ok(match p.kind {
             ParamKind::Duration => Value::Int(parse_duration(d).ok_or_else(bad)? as i64),
             ParamKind::PromptFile => Value::Str(d.trim_matches('"').to_string()),
-            ParamKind::Expr(actions::Ty::Str) if p.name == "recording" && !d.starts_with('"') => Value::Str(node.to_string()),
+            ParamKind::Expr(actions::Ty::Str) if p.name == "recording" && !d.starts_with('"') => {
+                Value::Str(node.to_string())
+            }
             ParamKind::Expr(actions::Ty::Str) => {
                 if !(d.len() >= 2 && d.starts_with('"') && d.ends_with('"')) {
                     return Err(bad());
@@ -422,23 +602,37 @@ impl Cx<'_> {
                 Some(i) => Ok((Place::Cp(i), Ty::Str)),
                 None => Err(self.err(scope.file, e.span, format!("`${name}` is read-only"))),
             },
-            ast::ExprKind::Name(Some(ns), name) if ns.text == "user" => Ok((Place::User(name.text.clone()), Ty::Str)),
+            ast::ExprKind::Name(Some(ns), name) if ns.text == "user" => {
+                Ok((Place::User(name.text.clone()), Ty::Str))
+            }
             ast::ExprKind::Name(None, name) => match scope.locals.get(name.text.as_str()) {
                 Some(&(slot, ty)) => Ok((Place::Local(slot), ty)),
-                None => Err(self.err(scope.file, e.span, format!("unknown variable `{}`", name.text))),
+                None => Err(self.err(
+                    scope.file,
+                    e.span,
+                    format!("unknown variable `{}`", name.text),
+                )),
             },
             _ => Err(self.err(scope.file, e.span, "not a variable")),
         }
     }
 
     fn to_str(&self, (e, ty): (Expr, Ty)) -> Expr {
-        if ty == Ty::Str { e } else { Expr::Call(Builtin::Str, vec![e]) }
+        if ty == Ty::Str {
+            e
+        } else {
+            Expr::Call(Builtin::Str, vec![e])
+        }
     }
 
     fn expr_of(&self, scope: &Scope, e: &ast::Expr, want: Ty) -> Result<Expr, LowerError> {
         let (x, ty) = self.expr(scope, e)?;
         if ty != want {
-            return Err(self.err(scope.file, e.span, format!("expected {}, found {}", want.name(), ty.name())));
+            return Err(self.err(
+                scope.file,
+                e.span,
+                format!("expected {}, found {}", want.name(), ty.name()),
+            ));
         }
         Ok(x)
     }
@@ -455,14 +649,20 @@ impl Cx<'_> {
                 (None, Some(v)) => (Expr::Sys(v), Ty::Str),
                 _ => return Err(err(format!("unknown system variable `${name}`"))),
             },
-            K::Name(Some(ns), name) if ns.text == "user" => (Expr::User(name.text.clone()), Ty::Str),
+            K::Name(Some(ns), name) if ns.text == "user" => {
+                (Expr::User(name.text.clone()), Ty::Str)
+            }
             K::Name(None, name) => match scope.locals.get(name.text.as_str()) {
                 Some(&(slot, ty)) => (Expr::Local(slot), ty),
                 None => return Err(err(format!("unknown variable `{}`", name.text))),
             },
-            K::Name(Some(ns), name) => return Err(err(format!("`{}.{}` is not a value", ns.text, name.text))),
+            K::Name(Some(ns), name) => {
+                return Err(err(format!("`{}.{}` is not a value", ns.text, name.text)));
+            }
             K::Call(f, args) if f.text == "in_profile" => {
-                let [arg] = &args[..] else { return Err(err("`in_profile` takes one profile".into())) };
+                let [arg] = &args[..] else {
+                    return Err(err("`in_profile` takes one profile".into()));
+                };
                 let (ns, name) = match &arg.kind {
                     K::Name(ns, name) => (ns.as_ref().map(|n| n.text.as_str()), name.text.as_str()),
                     _ => return Err(err("`in_profile` takes a profile name".into())),
@@ -471,13 +671,21 @@ impl Cx<'_> {
                     .program
                     .profile(scope.file, ns, name)
                     .ok_or_else(|| err(format!("unknown time profile `{name}`")))?;
-                (Expr::InProfile(self.profile_index[&(pfile, p.name.text.clone())]), Ty::Bool)
+                (
+                    Expr::InProfile(self.profile_index[&(pfile, p.name.text.clone())]),
+                    Ty::Bool,
+                )
             }
             K::Call(f, args) => {
-                let b = Builtin::from_name(&f.text).ok_or_else(|| err(format!("unknown function `{}`", f.text)))?;
+                let b = Builtin::from_name(&f.text)
+                    .ok_or_else(|| err(format!("unknown function `{}`", f.text)))?;
                 let (params, ret) = b.signature();
                 if params.len() != args.len() {
-                    return Err(err(format!("`{}` takes {} arguments", f.text, params.len())));
+                    return Err(err(format!(
+                        "`{}` takes {} arguments",
+                        f.text,
+                        params.len()
+                    )));
                 }
                 let mut xs = Vec::new();
                 for (p, a) in params.iter().zip(args) {
@@ -489,8 +697,14 @@ impl Cx<'_> {
                 (Expr::Call(b, xs), ret)
             }
             K::Unary(op, x) => match op {
-                ast::UnOp::Neg => (Expr::Unary(UnOp::Neg, Box::new(self.expr_of(scope, x, Ty::Int)?)), Ty::Int),
-                ast::UnOp::Not => (Expr::Unary(UnOp::Not, Box::new(self.expr_of(scope, x, Ty::Bool)?)), Ty::Bool),
+                ast::UnOp::Neg => (
+                    Expr::Unary(UnOp::Neg, Box::new(self.expr_of(scope, x, Ty::Int)?)),
+                    Ty::Int,
+                ),
+                ast::UnOp::Not => (
+                    Expr::Unary(UnOp::Not, Box::new(self.expr_of(scope, x, Ty::Bool)?)),
+                    Ty::Bool,
+                ),
             },
             K::Binary(op, l, r) => {
                 let (a, ta) = self.expr(scope, l)?;
@@ -523,7 +737,8 @@ impl Cx<'_> {
                         tb.name()
                     )));
                 }
-                if matches!(iop, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge) && want == Ty::Bool {
+                if matches!(iop, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge) && want == Ty::Bool
+                {
                     return Err(err(format!("`{}` cannot compare bools", op.symbol())));
                 }
                 (Expr::Binary(iop, Box::new(a), Box::new(b)), ret)
@@ -559,7 +774,11 @@ pub fn parse_duration(s: &str) -> Option<u64> {
 }
 
 fn lower_profile(p: &ast::TimeProfile) -> Profile {
-    let date = |d: &ast::DateLit| Date { year: d.year, month: d.month, day: d.day };
+    let date = |d: &ast::DateLit| Date {
+        year: d.year,
+        month: d.month,
+        day: d.day,
+    };
     Profile {
         name: p.name.text.clone(),
         rules: p
@@ -571,14 +790,25 @@ fn lower_profile(p: &ast::TimeProfile) -> Profile {
                     .days
                     .iter()
                     .map(|d| match d {
-                        ast::DaySpec::Weekdays { from, to, .. } => Days::Weekdays { from: *from, to: *to },
-                        ast::DaySpec::Dates { from, to, .. } => Days::Dates { from: date(from), to: date(to) },
+                        ast::DaySpec::Weekdays { from, to, .. } => Days::Weekdays {
+                            from: *from,
+                            to: *to,
+                        },
+                        ast::DaySpec::Dates { from, to, .. } => Days::Dates {
+                            from: date(from),
+                            to: date(to),
+                        },
                     })
                     .collect(),
                 times: r
                     .times
                     .iter()
-                    .map(|t| ((t.from.hour * 60 + t.from.minute) as u16, (t.to.hour * 60 + t.to.minute) as u16))
+                    .map(|t| {
+                        (
+                            (t.from.hour * 60 + t.from.minute) as u16,
+                            (t.to.hour * 60 + t.to.minute) as u16,
+                        )
+                    })
                     .collect(),
             })
             .collect(),

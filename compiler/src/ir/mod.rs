@@ -181,7 +181,11 @@ pub enum NodeKind {
     Branch { arms: Vec<Arm>, otherwise: Edge },
     /// Push a frame for `unit` with the arguments as its parameters; when it
     /// returns exit `i`, continue at `exits[i]`.
-    Call { unit: u32, args: Vec<Expr>, exits: Vec<Edge> },
+    Call {
+        unit: u32,
+        args: Vec<Expr>,
+        exits: Vec<Edge>,
+    },
     /// Hand an effect to the outside world and continue by its outcome.
     Effect(EffectNode),
     /// Restart the call at the start point that a call of `kind` for `name`
@@ -314,7 +318,10 @@ impl Action {
     /// The parameters that `EffectNode::args` holds, in order (the action
     /// table's parameters without `into`).
     pub fn arg_specs(self) -> impl Iterator<Item = &'static crate::actions::ParamSpec> {
-        self.spec().params.iter().filter(|p| !matches!(p.kind, crate::actions::ParamKind::Into(_)))
+        self.spec()
+            .params
+            .iter()
+            .filter(|p| !matches!(p.kind, crate::actions::ParamKind::Into(_)))
     }
 
     /// The type `into` writes, if the action has an `into` parameter.
@@ -372,7 +379,14 @@ impl SayMode {
         }
     }
     pub fn from_name(s: &str) -> Option<SayMode> {
-        [SayMode::Digits, SayMode::Number, SayMode::Time, SayMode::Date].into_iter().find(|m| m.name() == s)
+        [
+            SayMode::Digits,
+            SayMode::Number,
+            SayMode::Time,
+            SayMode::Date,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
     }
 }
 
@@ -602,7 +616,10 @@ impl Builtin {
             .iter()
             .find(|(n, ..)| *n == self.name())
             .expect("every builtin but str is in actions::FUNCTIONS");
-        (params.iter().map(|t| Some(Ty::from(*t))).collect(), Ty::from(*ret))
+        (
+            params.iter().map(|t| Some(Ty::from(*t))).collect(),
+            Ty::from(*ret),
+        )
     }
 }
 
@@ -642,7 +659,10 @@ pub struct Date {
 impl Program {
     /// The unit by name (a flow's name or a module's `ns.name`).
     pub fn unit_by_name(&self, name: &str) -> Option<u32> {
-        self.units.iter().position(|u| u.name == name).map(|i| i as u32)
+        self.units
+            .iter()
+            .position(|u| u.name == name)
+            .map(|i| i as u32)
     }
 
     /// The entry for a call of `kind` for `name`: the most specific matching
@@ -654,7 +674,9 @@ impl Program {
             if e.kind != kind {
                 continue;
             }
-            let Some(score) = pattern_score(&e.pattern, name) else { continue };
+            let Some(score) = pattern_score(&e.pattern, name) else {
+                continue;
+            };
             if best.is_none_or(|(_, s)| score > s) {
                 best = Some((i, score));
             }
@@ -705,7 +727,12 @@ mod tests {
     use super::*;
 
     fn entry(kind: &str, pattern: &str, node: u32) -> Entry {
-        Entry { kind: kind.into(), pattern: pattern.into(), unit: 0, node }
+        Entry {
+            kind: kind.into(),
+            pattern: pattern.into(),
+            unit: 0,
+            node,
+        }
     }
 
     #[test]

@@ -20,7 +20,13 @@ pub const MAX_CALL_DEPTH: usize = 64;
 pub fn verify(p: &Program) -> Result<(), VerifyError> {
     let fail = |at: String, m: String| Err(VerifyError { at, message: m });
     if p.version != IR_VERSION {
-        return fail("program".into(), format!("IR version {} is not supported (this vflow reads {IR_VERSION})", p.version));
+        return fail(
+            "program".into(),
+            format!(
+                "IR version {} is not supported (this vflow reads {IR_VERSION})",
+                p.version
+            ),
+        );
     }
     for (i, pr) in p.profiles.iter().enumerate() {
         let at = format!("profile {i} `{}`", pr.name);
@@ -30,8 +36,12 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
             }
             for d in &r.days {
                 match d {
-                    Days::Weekdays { from, to } if *from > 6 || *to > 6 => return fail(at, "weekday out of range".into()),
-                    Days::Dates { from, to } if !valid_date(*from) || !valid_date(*to) || from > to => {
+                    Days::Weekdays { from, to } if *from > 6 || *to > 6 => {
+                        return fail(at, "weekday out of range".into());
+                    }
+                    Days::Dates { from, to }
+                        if !valid_date(*from) || !valid_date(*to) || from > to =>
+                    {
                         return fail(at, "invalid date range".into());
                     }
                     _ => {}
@@ -64,10 +74,16 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
             if init.slot < u.params {
                 return fail(at("init"), "initializes a parameter".into());
             }
-            cx.expect(&init.value, local.ty).map_err(|m| VerifyError { at: at("init"), message: m })?;
+            cx.expect(&init.value, local.ty).map_err(|m| VerifyError {
+                at: at("init"),
+                message: m,
+            })?;
         }
         for (ni, n) in u.nodes.iter().enumerate() {
-            cx.node(ni, n).map_err(|m| VerifyError { at: at(&format!("node `{}`", n.name)), message: m })?;
+            cx.node(ni, n).map_err(|m| VerifyError {
+                at: at(&format!("node `{}`", n.name)),
+                message: m,
+            })?;
         }
     }
     for (i, e) in p.entries.iter().enumerate() {
@@ -109,18 +125,30 @@ impl Cx<'_> {
                 self.edge(*otherwise)
             }
             NodeKind::Call { unit, args, exits } => {
-                let Some(callee) = self.p.units.get(*unit as usize) else { return Err("call of an unknown unit".into()) };
+                let Some(callee) = self.p.units.get(*unit as usize) else {
+                    return Err("call of an unknown unit".into());
+                };
                 if callee.kind != UnitKind::Module {
                     return Err(format!("call of flow `{}`", callee.name));
                 }
                 if args.len() != callee.params as usize {
-                    return Err(format!("`{}` takes {} arguments, given {}", callee.name, callee.params, args.len()));
+                    return Err(format!(
+                        "`{}` takes {} arguments, given {}",
+                        callee.name,
+                        callee.params,
+                        args.len()
+                    ));
                 }
                 for (a, l) in args.iter().zip(&callee.locals) {
                     self.expect(a, l.ty)?;
                 }
                 if exits.len() != callee.exits.len() {
-                    return Err(format!("`{}` has {} exits, the call maps {}", callee.name, callee.exits.len(), exits.len()));
+                    return Err(format!(
+                        "`{}` has {} exits, the call maps {}",
+                        callee.name,
+                        callee.exits.len(),
+                        exits.len()
+                    ));
                 }
                 exits.iter().try_for_each(|e| self.edge(*e))
             }
@@ -133,7 +161,9 @@ impl Cx<'_> {
         let spec = e.action.spec();
         for pr in &e.prompts {
             match pr {
-                PromptExpr::File(x) | PromptExpr::Say(_, x) | PromptExpr::Speak(x) => self.expect(x, Ty::Str)?,
+                PromptExpr::File(x) | PromptExpr::Say(_, x) | PromptExpr::Speak(x) => {
+                    self.expect(x, Ty::Str)?
+                }
             }
         }
         if !e.prompts.is_empty() && !spec.prompts {
@@ -141,10 +171,16 @@ impl Cx<'_> {
         }
         let specs: Vec<_> = e.action.arg_specs().collect();
         if specs.len() != e.args.len() {
-            return Err(format!("`{}` has {} parameters, given {}", spec.name, specs.len(), e.args.len()));
+            return Err(format!(
+                "`{}` has {} parameters, given {}",
+                spec.name,
+                specs.len(),
+                e.args.len()
+            ));
         }
         for (s, a) in specs.iter().zip(&e.args) {
-            self.expect(a, param_ty(s.kind)).map_err(|m| format!("parameter `{}`: {m}", s.name))?;
+            self.expect(a, param_ty(s.kind))
+                .map_err(|m| format!("parameter `{}`: {m}", s.name))?;
         }
         match (e.action.into_ty(), &e.into) {
             (Some(t), Some(pl)) => {
@@ -157,7 +193,12 @@ impl Cx<'_> {
             (None, Some(_)) => return Err(format!("`{}` takes no `into`", spec.name)),
         }
         if e.results.len() != spec.results.len() {
-            return Err(format!("`{}` has {} results, given {}", spec.name, spec.results.len(), e.results.len()));
+            return Err(format!(
+                "`{}` has {} results, given {}",
+                spec.name,
+                spec.results.len(),
+                e.results.len()
+            ));
         }
         for (r, edge) in spec.results.iter().zip(&e.results) {
             if *edge == Edge::Off && r.unconnected != Unconnected::Disabled {
@@ -169,7 +210,12 @@ impl Cx<'_> {
             return Err("only a menu has keys".into());
         }
         for k in &e.keys {
-            if k.keys.is_empty() || !k.keys.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | '?')) {
+            if k.keys.is_empty()
+                || !k
+                    .keys
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | '?'))
+            {
                 return Err(format!("bad menu key sequence {:?}", k.keys));
             }
             if k.edge == Edge::Off {
@@ -192,7 +238,12 @@ impl Cx<'_> {
 
     fn place(&self, p: &Place) -> Result<Ty, String> {
         match p {
-            Place::Local(i) => self.u.locals.get(*i as usize).map(|l| l.ty).ok_or_else(|| format!("local {i} out of range")),
+            Place::Local(i) => self
+                .u
+                .locals
+                .get(*i as usize)
+                .map(|l| l.ty)
+                .ok_or_else(|| format!("local {i} out of range")),
             Place::Cp(i) if usize::from(*i) < crate::actions::CALL_VARS => Ok(Ty::Str),
             Place::Cp(i) => Err(format!("$CP{i} out of range")),
             Place::User(n) if !n.is_empty() => Ok(Ty::Str),
@@ -202,7 +253,11 @@ impl Cx<'_> {
 
     fn expect(&self, e: &Expr, want: Ty) -> Result<(), String> {
         let t = self.ty(e)?;
-        if t != want { Err(format!("expected {}, found {}", want.name(), t.name())) } else { Ok(()) }
+        if t != want {
+            Err(format!("expected {}, found {}", want.name(), t.name()))
+        } else {
+            Ok(())
+        }
     }
 
     fn ty(&self, e: &Expr) -> Result<Ty, String> {
@@ -223,7 +278,9 @@ impl Cx<'_> {
                 let ta = self.ty(a)?;
                 let tb = self.ty(b)?;
                 let (want, ret) = match op {
-                    BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => (Some(Ty::Int), Ty::Int),
+                    BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => {
+                        (Some(Ty::Int), Ty::Int)
+                    }
                     BinOp::Concat => (Some(Ty::Str), Ty::Str),
                     BinOp::Eq | BinOp::Ne => (None, Ty::Bool),
                     BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
@@ -233,10 +290,17 @@ impl Cx<'_> {
                         (None, Ty::Bool)
                     }
                     BinOp::And | BinOp::Or => (Some(Ty::Bool), Ty::Bool),
-                    BinOp::StartsWith | BinOp::EndsWith | BinOp::Contains => (Some(Ty::Str), Ty::Bool),
+                    BinOp::StartsWith | BinOp::EndsWith | BinOp::Contains => {
+                        (Some(Ty::Str), Ty::Bool)
+                    }
                 };
                 if ta != tb || want.is_some_and(|w| w != ta) {
-                    return Err(format!("`{}` cannot take {} and {}", op.name(), ta.name(), tb.name()));
+                    return Err(format!(
+                        "`{}` cannot take {} and {}",
+                        op.name(),
+                        ta.name(),
+                        tb.name()
+                    ));
                 }
                 ret
             }
