@@ -17,6 +17,10 @@ enum Origin {
 
 pub struct DiskWorld {
     files: Vec<(SourceFile, Origin)>,
+    /// (file name, text) → id: a stdlib file named on the command line and the
+    /// embedded copy that `std/` imports resolve to are one file, not two
+    /// (otherwise `vflow check flows stdlib` would hold every stdlib module twice).
+    by_content: HashMap<(String, Arc<str>), FileId>,
     by_path: HashMap<PathBuf, FileId>,
     by_std: HashMap<&'static str, FileId>,
     /// A stdlib directory on disk; `None` uses the embedded stdlib.
@@ -25,7 +29,7 @@ pub struct DiskWorld {
 
 impl DiskWorld {
     pub fn new(stdlib_dir: Option<PathBuf>) -> DiskWorld {
-        DiskWorld { files: Vec::new(), by_path: HashMap::new(), by_std: HashMap::new(), stdlib_dir }
+        DiskWorld { files: Vec::new(), by_content: HashMap::new(), by_path: HashMap::new(), by_std: HashMap::new(), stdlib_dir }
     }
 
     /// Loads a file from disk (once); the error says what went wrong.
@@ -34,11 +38,17 @@ impl DiskWorld {
         if let Some(&id) = self.by_path.get(&key) {
             return Ok(id);
         }
-        let text = std::fs::read_to_string(path)?;
+        let text: Arc<str> = Arc::from(std::fs::read_to_string(path)?);
+        let content_key = (file_name(path), text.clone());
+        if let Some(&id) = self.by_content.get(&content_key) {
+            self.by_path.insert(key, id);
+            return Ok(id);
+        }
         let id = FileId(self.files.len() as u32);
         let name = display_name(path);
-        self.files.push((SourceFile { name, text: Arc::from(text) }, Origin::Disk(key.clone())));
+        self.files.push((SourceFile { name, text }, Origin::Disk(key.clone())));
         self.by_path.insert(key, id);
+        self.by_content.insert(content_key, id);
         Ok(id)
     }
 
@@ -54,12 +64,17 @@ impl DiskWorld {
         if let Some(&id) = self.by_std.get(static_name) {
             return Ok(id);
         }
+        if let Some(&id) = self.by_content.get(&(static_name.to_string(), Arc::from(*text))) {
+            self.by_std.insert(static_name, id);
+            return Ok(id);
+        }
         let id = FileId(self.files.len() as u32);
         self.files.push((
             SourceFile { name: format!("std/{static_name}"), text: Arc::from(*text) },
             Origin::EmbeddedStd,
         ));
         self.by_std.insert(static_name, id);
+        self.by_content.insert((static_name.to_string(), Arc::from(*text)), id);
         Ok(id)
     }
 
@@ -70,6 +85,10 @@ impl DiskWorld {
             Origin::EmbeddedStd => self.stdlib_dir.clone(),
         }
     }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// A path as the user should see it: relative to the working directory when possible.
@@ -108,5 +127,36 @@ impl World for DiskWorld {
             Some(dir) => dir.join("prompts").join(name).is_file(),
             None => vflow_compiler::stdlib::PROMPTS.contains(&name),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stdlib_file_named_on_disk_and_its_embedded_copy_are_one_file() {
+        let stdlib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../stdlib");
+        let mut w = DiskWorld::new(None);
+        let disk = w.load(&stdlib.join("mailbox.vflow")).unwrap();
+        let other = w.load(&stdlib.join("attendant.vflow")).unwrap();
+        assert_eq!(w.resolve_import(other, "std/mailbox.vflow").unwrap(), disk);
+    }
+
+    #[test]
+    fn relative_imports_and_prompts_resolve_beside_the_file() {
+        let dir = std::env::temp_dir().join(format!("vflow-world-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("prompts")).unwrap();
+        std::fs::write(dir.join("a.vflow"), "import \"b.vflow\"").unwrap();
+        std::fs::write(dir.join("b.vflow"), "").unwrap();
+        std::fs::write(dir.join("prompts/hi.wav"), b"").unwrap();
+        let mut w = DiskWorld::new(None);
+        let a = w.load(&dir.join("a.vflow")).unwrap();
+        let b = w.resolve_import(a, "b.vflow").unwrap();
+        assert_eq!(w.file(b).text.as_ref(), "");
+        assert!(w.prompt_exists(a, "hi.wav"));
+        assert!(w.prompt_exists(a, "beep.wav"), "stdlib prompts are found too");
+        assert!(!w.prompt_exists(a, "nope.wav"));
+        assert!(w.resolve_import(a, "missing.vflow").unwrap_err().reason.contains("missing.vflow"));
     }
 }
