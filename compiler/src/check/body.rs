@@ -228,6 +228,8 @@ struct BodyCx<'a> {
     returned: BTreeMap<String, Span>,
     /// The flow's start points (empty in a module), for `goto_start` edges.
     starts: &'a [StartPoint],
+    /// The module the current `call` node runs, for messages.
+    called_module: Option<String>,
 }
 
 impl<'a> BodyCx<'a> {
@@ -239,7 +241,7 @@ impl<'a> BodyCx<'a> {
         module: Option<ModuleSig>,
         starts: &'a [StartPoint],
     ) -> Self {
-        BodyCx { world, program, file, allow, module, locals: BTreeMap::new(), returned: BTreeMap::new(), starts }
+        BodyCx { world, program, file, allow, module, locals: BTreeMap::new(), returned: BTreeMap::new(), starts, called_module: None }
     }
 
     fn diag(&self, code: Code, span: Span, msg: impl Into<String>) -> Diagnostic {
@@ -277,8 +279,11 @@ impl<'a> BodyCx<'a> {
         }
 
         let mut index: HashMap<&str, usize> = HashMap::new();
+        // Nodes already reported as misnamed are not reported again as unreachable.
+        let mut misnamed = Vec::new();
         for (i, n) in body.nodes.iter().enumerate() {
             if RESERVED_NODE_NAMES.contains(&n.name.text.as_str()) {
+                misnamed.push(i);
                 out.push(
                     self.diag(Code::ReservedName, n.name.span, format!("`{}` cannot name a node", n.name.text))
                         .label("reserved")
@@ -287,6 +292,7 @@ impl<'a> BodyCx<'a> {
                 continue;
             }
             if let Some(&first) = index.get(n.name.text.as_str()) {
+                misnamed.push(i);
                 out.push(
                     self.diag(Code::DuplicateNode, n.name.span, format!("node `{}` is defined twice", n.name.text))
                         .label("second definition")
@@ -317,12 +323,13 @@ impl<'a> BodyCx<'a> {
                 }
             })
             .collect();
-        graph::check(self.file, body, &infos, &entry_ids, self.program, out);
+        graph::check(self.file, body, &infos, &entry_ids, &misnamed, self.program, out);
     }
 
     /// Checks one node and returns what the graph checks need.
     fn node(&mut self, node: &Node, index: &HashMap<&str, usize>, out: &mut Vec<Diagnostic>) -> NodeInfo {
         let mut info = NodeInfo::default();
+        self.called_module = None;
         let Some(spec) = actions::action(&node.action.text) else {
             let s = suggest(&node.action.text, actions::ACTIONS.iter().map(|a| a.name));
             out.push(
@@ -370,6 +377,7 @@ impl<'a> BodyCx<'a> {
                     continue;
                 }
                 module_seen = true;
+                self.called_module = Some(module.text.clone());
                 module_exits = self.module_call(module, args, out);
                 if let Some(m) = self.resolve_module(module) {
                     info.calls = Some(m);
@@ -381,7 +389,7 @@ impl<'a> BodyCx<'a> {
             match st {
                 Stmt::On { label, target, span } => {
                     let key = match label {
-                        ResultLabel::Name(n) => n.text.clone(),
+                        ResultLabel::Name(n) => format!("`{}`", n.text),
                         ResultLabel::Keys(k) => format!("\"{}\"", k.value),
                     };
                     let ok = match label {
@@ -620,7 +628,7 @@ impl<'a> BodyCx<'a> {
         let mut unconnected: Vec<String> = spec
             .results
             .iter()
-            .filter(|r| !results_seen.contains_key(r.name))
+            .filter(|r| !results_seen.contains_key(&format!("`{}`", r.name)))
             .filter(|r| match r.unconnected {
                 Unconnected::Warn => r.name != "failure" || spec.waits || can_fault,
                 _ => false,
@@ -628,7 +636,7 @@ impl<'a> BodyCx<'a> {
             .map(|r| r.name.to_string())
             .collect();
         if let Some(exits) = &module_exits {
-            unconnected.extend(exits.iter().filter(|e| !results_seen.contains_key(*e)).cloned());
+            unconnected.extend(exits.iter().filter(|e| !results_seen.contains_key(&format!("`{e}`"))).cloned());
         }
         if spec.extra == Extra::Branches && !has_else {
             unconnected.push("else".into());
@@ -657,7 +665,7 @@ impl<'a> BodyCx<'a> {
         }
         // Repeat-on-unconnected (menu timeout/invalid) loops back to the node itself.
         for r in spec.results.iter().filter(|r| r.unconnected == Unconnected::Repeat) {
-            if !results_seen.contains_key(r.name) {
+            if !results_seen.contains_key(&format!("`{}`", r.name)) {
                 if let Some(&i) = index.get(node.name.text.as_str()) {
                     info.edges.push(graph::Edge::Node(i));
                 }
@@ -706,10 +714,11 @@ impl<'a> BodyCx<'a> {
         if spec.extra == Extra::Keys && n.text.chars().all(|c| c.is_ascii_digit()) {
             help = format!("keys are written in quotes: `on \"{}\" -> NODE`", n.text);
         }
-        let what = if spec.extra == Extra::Module { "exit of the called module" } else { "result" };
-        self.diag(code, n.span, format!("`{}` is not a {what} of `{}`", n.text, spec.name))
-            .label(format!("unknown {what}"))
-            .help(help)
+        let (message, label) = match (spec.extra, self.called_module.as_deref()) {
+            (Extra::Module, Some(m)) => (format!("`{}` is not an exit of module `{m}`", n.text), "unknown exit"),
+            _ => (format!("`{}` is not a result of `{}`", n.text, spec.name), "unknown result"),
+        };
+        self.diag(code, n.span, message).label(label).help(help)
     }
 
     fn menu_key(&self, k: &StrLit, out: &mut Vec<Diagnostic>) -> bool {

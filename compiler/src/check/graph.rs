@@ -33,6 +33,7 @@ pub(super) fn check(
     body: &Body,
     infos: &[NodeInfo],
     entries: &[usize],
+    misnamed: &[usize],
     program: &Program,
     out: &mut Vec<Diagnostic>,
 ) {
@@ -55,7 +56,7 @@ pub(super) fn check(
             stack.extend(succ(i).into_iter().filter(|&j| !seen[j]));
         }
         for (i, node) in body.nodes.iter().enumerate() {
-            if !seen[i] {
+            if !seen[i] && !misnamed.contains(&i) {
                 out.push(
                     Diagnostic::new(Code::Unreachable, file, node.name.span, format!("node `{}` is never reached", node.name.text))
                         .label("unreachable")

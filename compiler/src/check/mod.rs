@@ -143,17 +143,26 @@ fn import_cycles(world: &dyn World, program: &Program, diags: &mut Vec<Diagnosti
             let Some(&target) = file.namespaces.get(&ns) else { continue };
             match marks.get(&target) {
                 Some(Mark::Open) => {
+                    // Report at every import of the cycle, so each file shows it.
                     let at = stack.iter().position(|&f| f == target).unwrap_or(0);
-                    let chain: Vec<String> = stack[at..]
+                    let members: Vec<FileId> = stack[at..].to_vec();
+                    let chain: Vec<String> = members
                         .iter()
                         .chain(std::iter::once(&target))
                         .map(|f| world.file(*f).name.clone())
                         .collect();
-                    diags.push(
-                        Diagnostic::new(Code::ImportCycle, id, imp.span, format!("import cycle: {}", chain.join(" → ")))
-                            .label("this import closes the cycle")
-                            .help("move what both files need into a third file that both import"),
-                    );
+                    for (k, &from) in members.iter().enumerate() {
+                        let to = members.get(k + 1).copied().unwrap_or(target);
+                        let Some(f) = program.file(from) else { continue };
+                        let Some(edge) = f.ast.imports.iter().find(|i| f.namespaces.get(&namespace_of(&i.value)) == Some(&to)) else {
+                            continue;
+                        };
+                        diags.push(
+                            Diagnostic::new(Code::ImportCycle, from, edge.span, format!("import cycle: {}", chain.join(" → ")))
+                                .label("this import is part of a cycle")
+                                .help("move what both files need into a third file that both import"),
+                        );
+                    }
                 }
                 Some(Mark::Done) => {}
                 None => visit(world, program, target, marks, stack, diags),

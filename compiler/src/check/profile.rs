@@ -63,7 +63,7 @@ fn clock(c: &ClockLit, is_end: bool, file: &CheckedFile, out: &mut Vec<Diagnosti
     let ok = c.minute < 60 && (c.hour < 24 || (is_end && c.hour == 24 && c.minute == 0));
     if !ok {
         out.push(
-            Diagnostic::new(Code::BadProfile, file.id, c.span, format!("{}:{:02} is not a time of day", c.hour, c.minute))
+            Diagnostic::new(Code::BadProfile, file.id, c.span, format!("{:02}:{:02} is not a time of day", c.hour, c.minute))
                 .label("out of range")
                 .help("times are 00:00 to 23:59; `24:00` may end a range"),
         );
