@@ -12,3 +12,6 @@ pub mod check;
 pub mod ir;
 pub mod exec;
 pub mod interp;
+pub mod jit;
+
+pub use jit::engine_name;
