@@ -710,7 +710,10 @@ impl<'a> BodyCx<'a> {
         }
         let s = suggest(&n.text, names.iter().copied());
         let code = if spec.extra == Extra::Module { Code::UnknownExit } else { Code::UnknownResult };
-        let mut help = format!("{}the results of `{}` are {}", did_you_mean(s), spec.name, self.result_names(spec, exits));
+        let mut help = match (spec.extra, self.called_module.as_deref()) {
+            (Extra::Module, Some(m)) => format!("{}the exits of `{m}` are {}", did_you_mean(s), self.result_names(spec, exits)),
+            _ => format!("{}the results of `{}` are {}", did_you_mean(s), spec.name, self.result_names(spec, exits)),
+        };
         if spec.extra == Extra::Keys && n.text.chars().all(|c| c.is_ascii_digit()) {
             help = format!("keys are written in quotes: `on \"{}\" -> NODE`", n.text);
         }
