@@ -1,12 +1,9 @@
 //! `vflow`: the call-flow compiler's command line and the server.
 
-mod cli;
-mod world;
-
 use clap::Parser;
 use std::process::ExitCode;
+use vflow_runtime::cli;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    cli::run(args)
+    cli::run(cli::Cli::parse())
 }

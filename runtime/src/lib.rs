@@ -1,0 +1,7 @@
+//! vflow-runtime: the `vflow` command line and server.
+//!
+//! The binary (`main.rs`) only parses arguments and calls [`cli::run`]; every
+//! module lives here so that integration tests and benchmarks can reach them.
+
+pub mod cli;
+pub mod world;
