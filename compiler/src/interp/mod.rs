@@ -4,7 +4,7 @@
 
 pub(crate) mod eval;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::exec::{self, Effect, Engine, Frame, Host, Outcome, PromptItem, State, Status};
 use crate::ir::{self, Action, Edge, EffectNode, NodeKind, Place, PromptExpr, Value};

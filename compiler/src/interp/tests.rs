@@ -778,3 +778,37 @@ fn verifier_rejects_broken_ir() {
     p.entries[0].node = 42;
     assert!(ir::verify(&p).is_err());
 }
+
+/// Programs that together use every IR construct (for the text form's round trip).
+pub(crate) fn sample_programs() -> Vec<Program> {
+    let everything = r##"
+import "std/mailbox.vflow"
+import "std/attendant.vflow"
+allow_transfer "2xxx" "0"
+time_profile night { mon..fri, 2026-12-24..2026-12-31 18:00..08:00  except 2026-12-25 }
+module helper(a: string, b: int) -> ok | bad {
+  var c: bool = not (b > 3) or a contains "x"
+  test t { if c and -b < 0  on true -> return ok  on false -> return bad  on failure -> return bad }
+}
+flow everything {
+  start named "e" -> s
+  start leave "*" -> gm
+  var n: int = -5
+  var s2: string = substr(trim(" abc "), 1, 1) + replace("a-b", "-", "+") + lower("X") + upper("y")
+  set s { n = abs(n) % 3 + min(1, 2) * max(3, 4) / 2 - len("ab")  $CP15 = str(is_digits("12"))  user.u = str(int("7"))
+          on next -> sw  on failure -> bye }
+  switch sw { when in_profile(night) -> gs  when $CLI ends_with "9" and $DAY != "sun" -> bye  when $TIME >= "12:00" -> c  else -> m }
+  goto_start gs { start leave "2001" }
+  home h
+  call c { module helper(a = $CP1, b = n)  on ok -> m  on bad -> bye }
+  menu m { prompt "a.wav" ("b" + $KEY + ".wav")  say digits $CLI  speak "hi"  timeout 3s  retries 1  invalid_prompt "inv.wav"
+           on "1" -> i  on "0" -> h  on "2?" -> mc  on "#" -> att  on timeout -> m  on exhausted -> bye }
+  input i { into $CP2  max_digits 4  terminator "*"  on next -> mc  on timeout -> bye }
+  message_count mc { mailbox $CP2  folder "saved"  into n  on next -> bye  on failure -> bye }
+  call att { module attendant.main(operator = "0", mailbox = "200")  on done -> gm }
+  get_mail gm { prompt "gm.wav"  mailbox $TARGET  on next -> bye  on failure -> bye }
+  hangup bye { speak "bye" }
+}
+"##;
+    vec![compile(RECEPTION), profile_flow(), compile(everything)]
+}
