@@ -2,6 +2,9 @@
 //! 1 the input has problems (diagnostics, failed tests), 2 usage or I/O error.
 
 mod check;
+mod ir;
+mod simulate;
+mod test;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -18,6 +21,12 @@ pub struct Cli {
 pub enum Command {
     /// Check .vflow files and report every problem found.
     Check(check::CheckArgs),
+    /// Run one call through a flow offline and print its effects.
+    Simulate(simulate::SimulateArgs),
+    /// Run the flow tests in *.test.yaml files.
+    Test(test::TestArgs),
+    /// Print the compiled IR of flows in its stable text form.
+    Ir(ir::IrArgs),
 }
 
 /// Options shared by the commands that read flows.
@@ -31,5 +40,8 @@ pub struct SourceOpts {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(a) => check::run(a),
+        Command::Simulate(a) => simulate::run(a),
+        Command::Test(a) => test::run(a),
+        Command::Ir(a) => ir::run(a),
     }
 }

@@ -1,0 +1,199 @@
+//! `vflow simulate`: run one call through a flow offline and print what the
+//! caller would experience, one effect per line.
+
+use super::SourceOpts;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+use vflow_compiler::exec::{self, CallInfo, Effect, Engine, Outcome, SimHost};
+use vflow_compiler::interp::Interpreter;
+
+#[derive(clap::Args, Debug)]
+pub struct SimulateArgs {
+    /// A .vflow file or a directory of them.
+    pub path: PathBuf,
+    /// The start point the call enters by, `KIND:NAME` (e.g. `leave:2001`,
+    /// `auto_attendant:Reception`); the most specific pattern wins.
+    #[arg(long, value_name = "KIND:NAME")]
+    pub start: String,
+    /// The caller's number (`$CLI`).
+    #[arg(long, value_name = "N", default_value = "")]
+    pub cli: String,
+    /// The number dialled (`$DDI`).
+    #[arg(long, value_name = "N", default_value = "")]
+    pub ddi: String,
+    /// The caller's display name (`$CALLER_NAME`).
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub caller_name: String,
+    /// Why the call reached voicemail (`$REASON`): busy, no_answer, dnd, direct, unknown.
+    #[arg(long, default_value = "unknown")]
+    pub reason: String,
+    /// The call's clock, RFC 3339 (`2026-03-02T10:00:00+01:00`); default: now.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    /// The server's time zone for profiles and `$TIME` (default: the offset in
+    /// `--at`, else the system's).
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// Comma list of outcomes fed in order: `key:1`, `digits:1234#`, `timeout`,
+    /// `busy`, `no_answer`, `hangup`, `ok`, `fail`, `recorded:5s`, `valid`,
+    /// `invalid`, `locked`, `count:3`. When they run out the caller times out,
+    /// then hangs up. Without a list and with a terminal, asks for each one.
+    #[arg(long, value_name = "LIST")]
+    pub outcomes: Option<String>,
+    /// A persistent user variable before the call, `NAME=VALUE` (repeatable).
+    #[arg(long = "user", value_name = "NAME=VALUE")]
+    pub user: Vec<String>,
+    #[arg(long, value_enum, default_value_t = SimFormat::Text)]
+    pub format: SimFormat,
+    #[arg(long, value_enum, default_value_t = EngineKind::Interp)]
+    pub engine: EngineKind,
+    /// Run the call N times and print the total time and nodes per second to stderr.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: u64,
+    #[command(flatten)]
+    pub source: SourceOpts,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimFormat {
+    /// One effect per line, for people.
+    Text,
+    /// One JSON object per effect; `"effect"` names it.
+    Jsonl,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// The reference interpreter.
+    Interp,
+}
+
+pub fn run(args: SimulateArgs) -> ExitCode {
+    let Some((kind, name)) = args.start.split_once(':') else {
+        eprintln!("error: --start takes KIND:NAME, e.g. `leave:2001`");
+        return ExitCode::from(2);
+    };
+    let clock = match &args.at {
+        Some(at) => exec::parse_clock(at, args.tz.as_deref()),
+        None => match &args.tz {
+            Some(tz) => jiff::tz::TimeZone::get(tz)
+                .map(|z| jiff::Timestamp::now().to_zoned_datetime(z))
+                .map_err(|e| format!("unknown time zone `{tz}`: {e}")),
+            None => Ok(jiff::ZonedDateTime::now()),
+        },
+    };
+    let clock = match clock {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: --at: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcomes = match args.outcomes.as_deref().map(Outcome::parse_list).transpose() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: --outcomes: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut user = std::collections::BTreeMap::new();
+    for u in &args.user {
+        let Some((k, v)) = u.split_once('=') else {
+            eprintln!("error: --user takes NAME=VALUE");
+            return ExitCode::from(2);
+        };
+        user.insert(k.trim_start_matches("user.").to_string(), v.to_string());
+    }
+    let (_world, program) = match super::ir::compile(std::slice::from_ref(&args.path), &args.source) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let call = CallInfo {
+        cli: args.cli.clone(),
+        ddi: args.ddi.clone(),
+        caller_name: args.caller_name.clone(),
+        call_id: "sim-1".into(),
+        reason: args.reason.clone(),
+    };
+    let new_state = || exec::start(&program, kind, name, call.clone());
+    let mut state = match new_state() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let engine: Box<dyn Engine + '_> = match args.engine {
+        EngineKind::Interp => Box::new(Interpreter::new(&program)),
+    };
+    let mut host = SimHost::new(clock.clone());
+    host.user = user.clone();
+    let print = |e: &Effect| match args.format {
+        SimFormat::Text => println!("{}", e.to_text()),
+        SimFormat::Jsonl => println!("{}", serde_json::to_string(e).expect("effects serialize")),
+    };
+
+    let interactive = outcomes.is_none() && std::io::stdin().is_terminal();
+    let last = if interactive {
+        interact(&*engine, &mut state, &mut host, &print)
+    } else {
+        let trace = exec::drive(&*engine, &mut state, &mut host, outcomes.clone().unwrap_or_default(), 100_000);
+        for s in &trace {
+            print(&s.effect);
+        }
+        trace.last().map(|s| s.effect.clone())
+    };
+
+    if args.repeat > 1 || args.repeat == 0 {
+        let n = args.repeat.max(1);
+        let t0 = Instant::now();
+        let mut nodes = 0u64;
+        for _ in 0..n {
+            let Ok(mut s) = new_state() else { break };
+            let mut h = SimHost::new(clock.clone());
+            h.user = user.clone();
+            exec::drive(&*engine, &mut s, &mut h, outcomes.clone().unwrap_or_default(), 100_000);
+            nodes += s.steps;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        eprintln!(
+            "{n} runs in {:.3} ms ({:.3} µs/run): {nodes} nodes, {:.0} nodes/s [engine {:?}]",
+            secs * 1e3,
+            secs * 1e6 / n as f64,
+            nodes as f64 / secs.max(1e-9),
+            args.engine
+        );
+    }
+    match last {
+        Some(Effect::Fault { .. }) => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// Asks for each outcome on the terminal. An empty line is `timeout`, end of input `hangup`.
+fn interact(engine: &dyn Engine, state: &mut exec::State, host: &mut SimHost, print: &dyn Fn(&Effect)) -> Option<Effect> {
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut effect = engine.resume(state, Outcome::Start, host);
+    loop {
+        print(&effect);
+        if effect.is_terminal() {
+            return Some(effect);
+        }
+        let outcome = loop {
+            eprint!("outcome> ");
+            let _ = std::io::stderr().flush();
+            match lines.next() {
+                None | Some(Err(_)) => break Outcome::Hangup,
+                Some(Ok(l)) if l.trim().is_empty() => break Outcome::Timeout,
+                Some(Ok(l)) => match Outcome::parse(&l) {
+                    Ok(o) => break o,
+                    Err(e) => eprintln!("{e}"),
+                },
+            }
+        };
+        effect = engine.resume(state, outcome, host);
+    }
+}
