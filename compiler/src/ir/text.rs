@@ -94,6 +94,11 @@ pub fn print(p: &Program) -> String {
     o
 }
 
+/// Items each preceded by a space.
+fn spaced(items: &[String]) -> String {
+    items.iter().map(|i| format!(" {i}")).collect()
+}
+
 fn q(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
@@ -203,12 +208,12 @@ fn kind_text(u: &Unit, k: &NodeKind) -> String {
                 s.push(')');
             }
             let args: Vec<String> = e.args.iter().map(expr).collect();
-            let _ = write!(s, " (args {})", args.join(" "));
+            let _ = write!(s, " (args{})", spaced(&args));
             if let Some(p) = &e.into {
                 let _ = write!(s, " (into {})", place(p));
             }
             let rs: Vec<String> = e.results.iter().map(|r| edge(u, *r)).collect();
-            let _ = write!(s, " (results {})", rs.join(" "));
+            let _ = write!(s, " (results{})", spaced(&rs));
             if !e.keys.is_empty() {
                 s.push_str(" (keys");
                 for k in &e.keys {

@@ -38,7 +38,10 @@ pub fn run(args: IrArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        match ir::text::parse(&text).map_err(|e| e.to_string()).and_then(|p| ir::verify(&p).map(|()| p).map_err(|e| e.to_string())) {
+        match ir::text::parse(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|p| ir::verify(&p).map(|()| p).map_err(|e| e.to_string()))
+        {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: {}: {e}", args.path.display());
@@ -53,7 +56,10 @@ pub fn run(args: IrArgs) -> ExitCode {
     };
     match args.format {
         IrFormat::Text => print!("{}", ir::text::print(&program)),
-        IrFormat::Json => println!("{}", serde_json::to_string_pretty(&program).expect("IR serializes")),
+        IrFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&program).expect("IR serializes")
+        ),
     }
     ExitCode::SUCCESS
 }
@@ -61,7 +67,10 @@ pub fn run(args: IrArgs) -> ExitCode {
 /// Loads, checks, lowers and verifies the flows under `paths`. On check
 /// errors they are printed like `vflow check` does and the result is exit
 /// code 1; unreadable input is exit code 2.
-pub fn compile(paths: &[PathBuf], source: &SourceOpts) -> Result<(DiskWorld, ir::Program), ExitCode> {
+pub fn compile(
+    paths: &[PathBuf],
+    source: &SourceOpts,
+) -> Result<(DiskWorld, ir::Program), ExitCode> {
     let mut world = DiskWorld::new(source.stdlib.clone());
     let mut roots = match super::check::load_roots(&mut world, paths) {
         Ok(r) => r,
@@ -76,10 +85,16 @@ pub fn compile(paths: &[PathBuf], source: &SourceOpts) -> Result<(DiskWorld, ir:
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         for d in &checked.diagnostics {
             let w = &world;
-            eprint!("{}", d.render(world.file(d.file), |id| Some(w.file(id)), color));
+            eprint!(
+                "{}",
+                d.render(world.file(d.file), |id| Some(w.file(id)), color)
+            );
         }
         let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
-        eprintln!("error: {errors} error{} in the flows", if errors == 1 { "" } else { "s" });
+        eprintln!(
+            "error: {errors} error{} in the flows",
+            if errors == 1 { "" } else { "s" }
+        );
         return Err(ExitCode::from(1));
     }
     let program = match ir::lower(&world, &checked.program) {
@@ -100,7 +115,9 @@ pub fn compile(paths: &[PathBuf], source: &SourceOpts) -> Result<(DiskWorld, ir:
 /// no flow imports it. It holds modules only, so it adds no start points.
 fn add_mailbox(world: &mut DiskWorld, roots: &mut Vec<FileId>) {
     let Some(&first) = roots.first() else { return };
-    let uses_get_mail = roots.iter().any(|&r| world.file(r).text.contains("get_mail"));
+    let uses_get_mail = roots
+        .iter()
+        .any(|&r| world.file(r).text.contains("get_mail"));
     if !uses_get_mail {
         return;
     }

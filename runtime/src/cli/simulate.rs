@@ -91,7 +91,12 @@ pub fn run(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcomes = match args.outcomes.as_deref().map(Outcome::parse_list).transpose() {
+    let outcomes = match args
+        .outcomes
+        .as_deref()
+        .map(Outcome::parse_list)
+        .transpose()
+    {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: --outcomes: {e}");
@@ -106,7 +111,8 @@ pub fn run(args: SimulateArgs) -> ExitCode {
         };
         user.insert(k.trim_start_matches("user.").to_string(), v.to_string());
     }
-    let (_world, program) = match super::ir::compile(std::slice::from_ref(&args.path), &args.source) {
+    let (_world, program) = match super::ir::compile(std::slice::from_ref(&args.path), &args.source)
+    {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -139,7 +145,13 @@ pub fn run(args: SimulateArgs) -> ExitCode {
     let last = if interactive {
         interact(&*engine, &mut state, &mut host, &print)
     } else {
-        let trace = exec::drive(&*engine, &mut state, &mut host, outcomes.clone().unwrap_or_default(), 100_000);
+        let trace = exec::drive(
+            &*engine,
+            &mut state,
+            &mut host,
+            outcomes.clone().unwrap_or_default(),
+            100_000,
+        );
         for s in &trace {
             print(&s.effect);
         }
@@ -154,7 +166,13 @@ pub fn run(args: SimulateArgs) -> ExitCode {
             let Ok(mut s) = new_state() else { break };
             let mut h = SimHost::new(clock.clone());
             h.user = user.clone();
-            exec::drive(&*engine, &mut s, &mut h, outcomes.clone().unwrap_or_default(), 100_000);
+            exec::drive(
+                &*engine,
+                &mut s,
+                &mut h,
+                outcomes.clone().unwrap_or_default(),
+                100_000,
+            );
             nodes += s.steps;
         }
         let secs = t0.elapsed().as_secs_f64();
@@ -173,7 +191,12 @@ pub fn run(args: SimulateArgs) -> ExitCode {
 }
 
 /// Asks for each outcome on the terminal. An empty line is `timeout`, end of input `hangup`.
-fn interact(engine: &dyn Engine, state: &mut exec::State, host: &mut SimHost, print: &dyn Fn(&Effect)) -> Option<Effect> {
+fn interact(
+    engine: &dyn Engine,
+    state: &mut exec::State,
+    host: &mut SimHost,
+    print: &dyn Fn(&Effect),
+) -> Option<Effect> {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     let mut effect = engine.resume(state, Outcome::Start, host);

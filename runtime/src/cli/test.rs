@@ -87,8 +87,14 @@ impl Test {
             Some(v) => serde_yaml::from_value(v).map_err(|e| format!("{name}: expect: {e}"))?,
             None => Expect::default(),
         };
-        let call = serde_yaml::from_value(serde_yaml::Value::Mapping(m)).map_err(|e| format!("{name}: {e}"))?;
-        Ok(Test { name, call, outcomes, expect })
+        let call = serde_yaml::from_value(serde_yaml::Value::Mapping(m))
+            .map_err(|e| format!("{name}: {e}"))?;
+        Ok(Test {
+            name,
+            call,
+            outcomes,
+            expect,
+        })
     }
 }
 
@@ -144,15 +150,24 @@ pub fn run(args: TestArgs) -> ExitCode {
         coverage.report();
     }
     println!("\n{passed} passed, {failed} failed");
-    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn find_tests(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let default = [PathBuf::from(".")];
-    let paths = if paths.is_empty() { &default[..] } else { paths };
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
     let mut out = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+        let meta =
+            std::fs::metadata(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
         if meta.is_dir() {
             walk(p, &mut out).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
         } else {
@@ -192,7 +207,10 @@ fn run_file(path: &Path, args: &TestArgs, coverage: &mut Coverage) -> (usize, us
     let tf: TestFile = match serde_yaml::from_str(&text) {
         Ok(t) => t,
         Err(e) => {
-            let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+            let at = e
+                .location()
+                .map(|l| format!(":{}:{}", l.line(), l.column()))
+                .unwrap_or_default();
             println!("FAIL {shown}{at}: {e}");
             return (0, 1);
         }
@@ -207,10 +225,18 @@ fn run_file(path: &Path, args: &TestArgs, coverage: &mut Coverage) -> (usize, us
             }
         }
     }
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let flow_paths: Vec<PathBuf> = if tf.flows.is_empty() {
         let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "vflow")).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "vflow"))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -227,7 +253,11 @@ fn run_file(path: &Path, args: &TestArgs, coverage: &mut Coverage) -> (usize, us
     coverage.add_program(&program);
     let (mut passed, mut failed) = (0, 0);
     for t in &tests {
-        if args.filter.as_ref().is_some_and(|f| !t.name.contains(f.as_str())) {
+        if args
+            .filter
+            .as_ref()
+            .is_some_and(|f| !t.name.contains(f.as_str()))
+        {
             continue;
         }
         match run_test(&program, &tf.defaults, t, coverage) {
@@ -270,11 +300,19 @@ fn scalar_text(v: &serde_yaml::Value) -> String {
     match v {
         serde_yaml::Value::String(s) => s.clone(),
         serde_yaml::Value::Null => String::new(),
-        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
     }
 }
 
-fn run_test(program: &ir::Program, defaults: &Call, t: &Test, coverage: &mut Coverage) -> Result<(), String> {
+fn run_test(
+    program: &ir::Program,
+    defaults: &Call,
+    t: &Test,
+    coverage: &mut Coverage,
+) -> Result<(), String> {
     let c = merge(defaults, &t.call);
     let call = CallInfo {
         cli: c.cli.clone().unwrap_or_default(),
@@ -285,29 +323,47 @@ fn run_test(program: &ir::Program, defaults: &Call, t: &Test, coverage: &mut Cov
     };
     let mut state = match (&c.start, &c.module) {
         (Some(s), None) => {
-            let (kind, name) = s.split_once(':').ok_or("`start` takes KIND:NAME, e.g. `leave:2001`")?;
+            let (kind, name) = s
+                .split_once(':')
+                .ok_or("`start` takes KIND:NAME, e.g. `leave:2001`")?;
             exec::start(program, kind, name, call).map_err(|e| e.to_string())?
         }
         (None, Some(m)) => {
-            let unit = program.unit_by_name(m).ok_or_else(|| format!("no module `{m}`"))?;
+            let unit = program
+                .unit_by_name(m)
+                .ok_or_else(|| format!("no module `{m}`"))?;
             let u = &program.units[unit as usize];
             let mut vals = Vec::new();
             for l in &u.locals[..u.params as usize] {
-                let v = c.args.get(&l.name).ok_or_else(|| format!("missing argument `{}` for `{m}`", l.name))?;
+                let v = c
+                    .args
+                    .get(&l.name)
+                    .ok_or_else(|| format!("missing argument `{}` for `{m}`", l.name))?;
                 vals.push(match l.ty {
                     ir::Ty::Str => Value::Str(scalar_text(v)),
-                    ir::Ty::Int => Value::Int(v.as_i64().ok_or_else(|| format!("argument `{}` is an int", l.name))?),
-                    ir::Ty::Bool => Value::Bool(v.as_bool().ok_or_else(|| format!("argument `{}` is a bool", l.name))?),
+                    ir::Ty::Int => Value::Int(
+                        v.as_i64()
+                            .ok_or_else(|| format!("argument `{}` is an int", l.name))?,
+                    ),
+                    ir::Ty::Bool => Value::Bool(
+                        v.as_bool()
+                            .ok_or_else(|| format!("argument `{}` is a bool", l.name))?,
+                    ),
                 });
             }
             exec::start_module(program, m, vals, call).map_err(|e| e.to_string())?
         }
         _ => return Err("give either `start: KIND:NAME` or `module: NS.NAME`".into()),
     };
-    state.allow_transfer.extend(c.allow_transfer.iter().cloned());
+    state
+        .allow_transfer
+        .extend(c.allow_transfer.iter().cloned());
     let clock = match &c.at {
         Some(at) => exec::parse_clock(at, c.tz.as_deref())?,
-        None => exec::parse_clock("2026-01-05T10:00:00", Some(c.tz.as_deref().unwrap_or("UTC")))?,
+        None => exec::parse_clock(
+            "2026-01-05T10:00:00",
+            Some(c.tz.as_deref().unwrap_or("UTC")),
+        )?,
     };
     let mut host = SimHost::new(clock);
     host.track = true;
@@ -317,9 +373,10 @@ fn run_test(program: &ir::Program, defaults: &Call, t: &Test, coverage: &mut Cov
     let outcomes = match &t.outcomes {
         None => Vec::new(),
         Some(serde_yaml::Value::String(s)) => Outcome::parse_list(s)?,
-        Some(serde_yaml::Value::Sequence(items)) => {
-            items.iter().map(|i| Outcome::parse(&scalar_text(i))).collect::<Result<Vec<_>, _>>()?
-        }
+        Some(serde_yaml::Value::Sequence(items)) => items
+            .iter()
+            .map(|i| Outcome::parse(&scalar_text(i)))
+            .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err("`outcomes` is a list or a comma-separated string".into()),
     };
     let engine = Interpreter::new(program);
@@ -354,12 +411,13 @@ fn subset(want: &serde_json::Value, have: &serde_json::Value) -> bool {
             Some(hv) => subset(v, hv),
             None => k == "prompts" && v.as_array().is_some_and(Vec::is_empty),
         }),
-        (J::Array(w), J::Array(h)) => w.len() == h.len() && w.iter().zip(h).all(|(a, b)| subset(a, b)),
+        (J::Array(w), J::Array(h)) => {
+            w.len() == h.len() && w.iter().zip(h).all(|(a, b)| subset(a, b))
+        }
         (J::Array(w), J::Null) => w.is_empty(),
         (J::String(a), J::String(b)) => a == b,
-        (J::String(a), b @ (J::Number(_) | J::Bool(_))) | (b @ (J::Number(_) | J::Bool(_)), J::String(a)) => {
-            *a == b.to_string()
-        }
+        (J::String(a), b @ (J::Number(_) | J::Bool(_)))
+        | (b @ (J::Number(_) | J::Bool(_)), J::String(a)) => *a == b.to_string(),
         (a, b) => a == b,
     }
 }
@@ -391,7 +449,8 @@ fn check_expect(
     let mut problems = Vec::new();
     let effects: Vec<&Effect> = trace.iter().map(|s| &s.effect).collect();
     if let Some(want) = &x.effects {
-        let ok = want.len() == effects.len() && want.iter().zip(&effects).all(|(w, a)| effect_matches(w, a));
+        let ok = want.len() == effects.len()
+            && want.iter().zip(&effects).all(|(w, a)| effect_matches(w, a));
         if !ok {
             // Show actual lines where they match the expectation, so the diff shows only real differences.
             let expected: Vec<String> = want
@@ -403,7 +462,10 @@ fn check_expect(
                 })
                 .collect();
             let actual: Vec<String> = effects.iter().map(|e| e.to_text()).collect();
-            problems.push(format!("effects differ (- expected, + actual):\n{}", diff(&expected, &actual)));
+            problems.push(format!(
+                "effects differ (- expected, + actual):\n{}",
+                diff(&expected, &actual)
+            ));
         }
     }
     if let Some(want) = &x.includes {
@@ -422,7 +484,11 @@ fn check_expect(
     if let Some(not) = &x.excludes {
         for w in not {
             if let Some(a) = effects.iter().find(|a| effect_matches(w, a)) {
-                problems.push(format!("unexpected effect: {} (excluded by {})", a.to_text(), show_expected(w)));
+                problems.push(format!(
+                    "unexpected effect: {} (excluded by {})",
+                    a.to_text(),
+                    show_expected(w)
+                ));
             }
         }
     }
@@ -431,9 +497,13 @@ fn check_expect(
             let unit = &program.units[u as usize];
             (unit.name.clone(), unit.nodes[n as usize].name.clone())
         });
-        let ok = actual.as_ref().is_some_and(|(u, n)| want == n || *want == format!("{u}.{n}"));
+        let ok = actual
+            .as_ref()
+            .is_some_and(|(u, n)| want == n || *want == format!("{u}.{n}"));
         if !ok {
-            let shown = actual.map(|(u, n)| format!("{u}.{n}")).unwrap_or_else(|| "none".into());
+            let shown = actual
+                .map(|(u, n)| format!("{u}.{n}"))
+                .unwrap_or_else(|| "none".into());
             problems.push(format!("final node: expected `{want}`, was `{shown}`"));
         }
     }
@@ -446,23 +516,34 @@ fn check_expect(
         let want_text = scalar_text(want);
         match state.var(program, name) {
             Some(v) if v.to_text() == want_text => {}
-            Some(v) => problems.push(format!("variable `{name}`: expected {want_text:?}, was {:?}", v.to_text())),
+            Some(v) => problems.push(format!(
+                "variable `{name}`: expected {want_text:?}, was {:?}",
+                v.to_text()
+            )),
             None => problems.push(format!("variable `{name}`: no such variable")),
         }
     }
     for (name, want) in &x.user {
-        let have = host.user.get(name.trim_start_matches("user.")).cloned().unwrap_or_default();
+        let have = host
+            .user
+            .get(name.trim_start_matches("user."))
+            .cloned()
+            .unwrap_or_default();
         if have != scalar_text(want) {
-            problems.push(format!("user variable `{name}`: expected {:?}, was {have:?}", scalar_text(want)));
+            problems.push(format!(
+                "user variable `{name}`: expected {:?}, was {have:?}",
+                scalar_text(want)
+            ));
         }
     }
     if let Some(want) = &x.messages {
         let left: Vec<String> = trace
             .iter()
             .filter_map(|s| match (&s.effect, &s.outcome) {
-                (Effect::LeaveMail { mailbox, .. }, Some(Outcome::Ok | Outcome::Recorded { .. } | Outcome::Hangup)) => {
-                    Some(mailbox.clone())
-                }
+                (
+                    Effect::LeaveMail { mailbox, .. },
+                    Some(Outcome::Ok | Outcome::Recorded { .. } | Outcome::Hangup),
+                ) => Some(mailbox.clone()),
                 _ => None,
             })
             .collect();
@@ -474,10 +555,18 @@ fn check_expect(
     if let Some(want) = &x.fault {
         match last {
             Some(Effect::Fault { message, .. }) if message.contains(want.as_str()) => {}
-            Some(e) => problems.push(format!("expected a fault containing {want:?}, the call ended with: {}", e.to_text())),
+            Some(e) => problems.push(format!(
+                "expected a fault containing {want:?}, the call ended with: {}",
+                e.to_text()
+            )),
             None => problems.push("expected a fault; no effects".into()),
         }
-    } else if let Some(Effect::Fault { message, file, line }) = last {
+    } else if let Some(Effect::Fault {
+        message,
+        file,
+        line,
+    }) = last
+    {
         if x.end.as_deref() != Some("fault") {
             problems.push(format!("the call faulted at {file}:{line}: {message}"));
         }
@@ -503,7 +592,16 @@ fn check_expect(
 }
 
 fn indent(s: &str) -> String {
-    s.lines().enumerate().map(|(i, l)| if i == 0 { format!("  {l}\n") } else { format!("    {l}\n") }).collect()
+    s.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                format!("  {l}\n")
+            } else {
+                format!("    {l}\n")
+            }
+        })
+        .collect()
 }
 
 fn diff(expected: &[String], actual: &[String]) -> String {
@@ -553,14 +651,22 @@ impl Coverage {
             all += nodes.len();
             hit += covered;
             let missing: Vec<&str> = nodes.difference(seen).map(String::as_str).collect();
-            let pct = if nodes.is_empty() { 100.0 } else { covered as f64 * 100.0 / nodes.len() as f64 };
+            let pct = if nodes.is_empty() {
+                100.0
+            } else {
+                covered as f64 * 100.0 / nodes.len() as f64
+            };
             print!("  {unit:<32} {covered:>3}/{:<3} {pct:>5.1}%", nodes.len());
             if !missing.is_empty() {
                 print!("  missing: {}", missing.join(", "));
             }
             println!();
         }
-        let pct = if all == 0 { 100.0 } else { hit as f64 * 100.0 / all as f64 };
+        let pct = if all == 0 {
+            100.0
+        } else {
+            hit as f64 * 100.0 / all as f64
+        };
         println!("  {:<32} {hit:>3}/{all:<3} {pct:>5.1}%", "total");
     }
 }
