@@ -4,4 +4,6 @@
 //! module lives here so that integration tests and benchmarks can reach them.
 
 pub mod cli;
+pub mod config;
+pub mod routing;
 pub mod world;
