@@ -5,5 +5,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod media;
 pub mod routing;
 pub mod world;

@@ -1,0 +1,467 @@
+//! MediaSession tests: a simulated peer built from the same Packetizer,
+//! virtual time, and generated audio.
+
+use super::*;
+use crate::media::dtmf::inband::signals;
+use crate::media::dtmf::{DtmfSource, TelephoneEvent};
+use crate::media::g711::ulaw_encode;
+use crate::media::player::samples;
+use std::sync::Arc;
+
+const EVENT_PT: u8 = 101;
+
+fn session(t0: Instant) -> MediaSession {
+    MediaSession::new(
+        MediaConfig::new(Law::Ulaw, Some(EVENT_PT), 0xABCD, 1000, 50_000),
+        t0,
+    )
+}
+
+fn ms(t0: Instant, ms: u64) -> Instant {
+    t0 + Duration::from_millis(ms)
+}
+
+/// The far end: sends µ-law audio frames and telephone events.
+struct Peer {
+    tx: Packetizer,
+    ts: u32,
+    buf: [u8; 200],
+}
+
+impl Peer {
+    fn new() -> Self {
+        Peer {
+            tx: Packetizer::new(0x5151, 7),
+            ts: 1234,
+            buf: [0; 200],
+        }
+    }
+
+    /// The next audio packet for `pcm` (any length), advancing the timestamp.
+    fn audio(&mut self, pcm: &[i16]) -> Vec<u8> {
+        let payload: Vec<u8> = pcm.iter().map(|&s| ulaw_encode(s)).collect();
+        let n = self
+            .tx
+            .write(0, self.ts, false, &payload, &mut self.buf)
+            .unwrap();
+        self.ts = self.ts.wrapping_add(pcm.len() as u32);
+        self.buf[..n].to_vec()
+    }
+
+    fn event(&mut self, ts: u32, ev: TelephoneEvent) -> Vec<u8> {
+        let n = self
+            .tx
+            .write(EVENT_PT, ts, false, &ev.emit(), &mut self.buf)
+            .unwrap();
+        self.buf[..n].to_vec()
+    }
+}
+
+fn drain(s: &mut MediaSession) -> Vec<MediaEvent> {
+    s.events().collect()
+}
+
+fn digits(events: &[MediaEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            MediaEvent::Dtmf(d) => Some(d.key),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sends `pcm` as 20 ms packets, one per 20 ms of virtual time from `at_ms`.
+fn send_audio(s: &mut MediaSession, peer: &mut Peer, t0: Instant, at_ms: u64, pcm: &[i16]) -> u64 {
+    let mut t = at_ms;
+    for chunk in pcm.chunks(FRAME_SAMPLES) {
+        s.handle_rtp(ms(t0, t), &peer.audio(chunk)).unwrap();
+        t += 20;
+    }
+    t
+}
+
+#[test]
+fn playback_is_paced_packetized_and_reports_its_end() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    let prompt: Vec<i16> = (0..400).map(|i| (i * 50) as i16).collect();
+    s.play(samples(prompt.clone()));
+    s.play_beep();
+    assert!(s.is_playing());
+    let mut out = [0u8; 200];
+    let mut audio = vec![];
+    let mut finished_at = None;
+    for k in 0..20u64 {
+        let n = s.poll_frame(ms(t0, k * 20), &mut out).unwrap();
+        assert_eq!(n, 12 + 160);
+        let p = RtpPacket::parse(&out[..n]).unwrap();
+        assert_eq!(p.payload_type, 0);
+        assert_eq!(p.ssrc, 0xABCD);
+        assert_eq!(p.sequence, 1000 + k as u16);
+        assert_eq!(p.timestamp, 50_000 + 160 * k as u32);
+        assert_eq!(p.marker, k == 0);
+        let mut pcm = [0i16; FRAME_SAMPLES];
+        Law::Ulaw.decode(p.payload, &mut pcm);
+        audio.extend_from_slice(&pcm);
+        if drain(&mut s).contains(&MediaEvent::PlaybackFinished) {
+            assert!(finished_at.is_none(), "reported once");
+            finished_at = Some(k);
+        }
+    }
+    // 400 + 2000 samples = 15 frames: finished while producing frame 14.
+    assert_eq!(finished_at, Some(14));
+    assert!(!s.is_playing());
+    for (a, b) in prompt.iter().zip(&audio) {
+        assert!((a - b).abs() <= (a.abs() / 16).max(8), "{a} vs {b}");
+    }
+    assert!(audio[2400..].iter().all(|&x| x == 0), "silence when idle");
+}
+
+#[test]
+fn barge_in_stops_without_a_finished_event() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    s.play(samples(vec![1000; 8000]));
+    let mut out = [0u8; 200];
+    s.poll_frame(t0, &mut out);
+    s.stop_playback();
+    for k in 1..5 {
+        s.poll_frame(ms(t0, k * 20), &mut out);
+    }
+    assert!(drain(&mut s).is_empty());
+}
+
+#[test]
+fn late_ticks_leave_a_timestamp_gap_and_bursts_stay_monotonic() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    let mut out = [0u8; 200];
+    let ts = |s: &mut MediaSession, t| {
+        let mut out = [0u8; 200];
+        let n = s.poll_frame(t, &mut out).unwrap();
+        RtpPacket::parse(&out[..n]).unwrap().timestamp - 50_000
+    };
+    s.poll_frame(t0, &mut out);
+    assert_eq!(ts(&mut s, ms(t0, 61)), 480, "a tick 40 ms late");
+    assert_eq!(ts(&mut s, ms(t0, 62)), 640, "catching up, not repeating");
+    assert_eq!(ts(&mut s, ms(t0, 80)), 800);
+}
+
+#[test]
+fn rfc4733_digit_reported_once_and_inband_switched_off() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    let mut peer = Peer::new();
+    let start = 8000;
+    for (i, dur) in [160u16, 320, 480, 640].iter().enumerate() {
+        let end = i == 3;
+        let ev = TelephoneEvent {
+            event: 11,
+            end,
+            volume: 10,
+            duration: *dur,
+        };
+        s.handle_rtp(ms(t0, 20 * i as u64), &peer.event(start, ev))
+            .unwrap();
+    }
+    for _ in 0..2 {
+        let ev = TelephoneEvent {
+            event: 11,
+            end: true,
+            volume: 10,
+            duration: 640,
+        };
+        s.handle_rtp(ms(t0, 80), &peer.event(start, ev)).unwrap();
+    }
+    let events = drain(&mut s);
+    assert_eq!(
+        events,
+        vec![MediaEvent::Dtmf(Digit {
+            key: '#',
+            source: DtmfSource::Rfc4733
+        })]
+    );
+    // An in-band tone afterwards is not reported: the peer does RFC 4733.
+    let mut tone = vec![];
+    signals::tone(&mut tone, '5', 200, 6000.0, 6000.0);
+    send_audio(&mut s, &mut peer, t0, 100, &tone);
+    s.poll_frame(ms(t0, 500), &mut [0; 200]);
+    assert_eq!(digits(&drain(&mut s)), "");
+}
+
+#[test]
+fn inband_digits_through_reordering_duplicates_and_loss() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    let mut peer = Peer::new();
+    let mut pcm = vec![];
+    signals::silence(&mut pcm, 100);
+    for key in "4#".chars() {
+        signals::tone(&mut pcm, key, 120, 5000.0, 6000.0);
+        signals::silence(&mut pcm, 100);
+    }
+    let packets: Vec<Vec<u8>> = pcm.chunks(FRAME_SAMPLES).map(|c| peer.audio(c)).collect();
+    // Swap pairs, duplicate every fifth packet, drop packet 20 (in a silence).
+    let mut order: Vec<usize> = (0..packets.len()).collect();
+    for pair in order.chunks_mut(2) {
+        pair.reverse();
+    }
+    let mut t = 0;
+    for &i in &order {
+        if i == 20 {
+            continue;
+        }
+        s.handle_rtp(ms(t0, t), &packets[i]).unwrap();
+        if i % 5 == 0 {
+            s.handle_rtp(ms(t0, t), &packets[i]).unwrap();
+        }
+        t += 20;
+    }
+    s.poll_frame(ms(t0, t + 200), &mut [0; 200]);
+    let events = drain(&mut s);
+    assert_eq!(digits(&events), "4#");
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e, MediaEvent::Dtmf(d) if d.source == DtmfSource::InBand))
+    );
+    let st = s.stats();
+    assert_eq!(st.received as usize, packets.len() - 1);
+    assert_eq!(
+        st.duplicates as usize,
+        packets.len().div_ceil(5) - 1,
+        "packet 20 was dropped"
+    );
+    assert!(st.reordered > 10);
+    assert_eq!(st.lost, 1);
+}
+
+#[test]
+fn recording_stops_on_silence_after_speech() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    let mut peer = Peer::new();
+    s.start_recording(RecorderConfig {
+        silence_ms: Some(2000),
+        ..RecorderConfig::default()
+    });
+    let mut speech = signals::vowel(3000, 110.0, 150.0, 700.0, 1200.0, 8000.0);
+    signals::add_noise(&mut speech, 500.0, 3);
+    let mut t = send_audio(&mut s, &mut peer, t0, 0, &speech);
+    let quiet = vec![0i16; 8000 * 4];
+    let mut stopped_at = None;
+    for chunk in quiet.chunks(FRAME_SAMPLES) {
+        s.handle_rtp(ms(t0, t), &peer.audio(chunk)).unwrap();
+        t += 20;
+        if let Some(MediaEvent::RecordingStopped(r)) = s.poll_event() {
+            stopped_at = Some((r, t));
+        }
+    }
+    let (reason, _) = stopped_at.expect("stopped on silence");
+    assert_eq!(reason, StopReason::Silence);
+    let mut streamed = vec![];
+    s.drain_recorded(&mut streamed);
+    let rec = s.stop_recording(StopReason::Hangup).unwrap();
+    assert_eq!(rec.reason, StopReason::Silence);
+    assert!(rec.has_speech);
+    assert!(
+        (2900..=3000).contains(&rec.duration_ms),
+        "{}",
+        rec.duration_ms
+    );
+    assert_eq!(
+        streamed.len() / 2 + rec.samples.len(),
+        rec.total_samples as usize
+    );
+    assert!(!s.is_recording());
+}
+
+#[test]
+fn recording_ended_by_an_inband_hash_drops_the_tone() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    let mut peer = Peer::new();
+    s.start_recording(RecorderConfig::default());
+    let mut pcm = signals::vowel(1000, 120.0, 160.0, 600.0, 1800.0, 8000.0);
+    signals::tone(&mut pcm, '#', 100, 6000.0, 6000.0);
+    let mut t = 0;
+    let mut rec = None;
+    for chunk in pcm.chunks(FRAME_SAMPLES) {
+        s.handle_rtp(ms(t0, t), &peer.audio(chunk)).unwrap();
+        t += 20;
+        while let Some(ev) = s.poll_event() {
+            if let MediaEvent::Dtmf(Digit { key: '#', .. }) = ev {
+                rec = s.stop_recording(StopReason::Dtmf('#'));
+            }
+        }
+    }
+    let rec = rec.expect("# ended it");
+    assert_eq!(rec.reason, StopReason::Dtmf('#'));
+    // The 1 s of speech stays; the tone (about 60 ms heard so far) is cut.
+    assert!(
+        (960..=1000).contains(&rec.duration_ms),
+        "{}",
+        rec.duration_ms
+    );
+}
+
+#[test]
+fn only_silence_is_nothing_recorded_and_the_jitter_tail_is_included() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    let mut peer = Peer::new();
+    s.start_recording(RecorderConfig::default());
+    let t = send_audio(&mut s, &mut peer, t0, 0, &[3; 8000]);
+    // Packets stop; the driver's tick flushes the jitter buffer.
+    s.poll_frame(ms(t0, t + 200), &mut [0; 200]);
+    let rec = s.stop_recording(StopReason::Hangup).unwrap();
+    assert!(!rec.has_speech);
+    assert_eq!(rec.reason, StopReason::Hangup);
+}
+
+#[test]
+fn a_pause_in_the_stream_is_kept_as_silence_in_the_recording() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    let mut peer = Peer::new();
+    s.start_recording(RecorderConfig {
+        silence_ms: None,
+        ..RecorderConfig::default()
+    });
+    let loud = signals::vowel(1000, 120.0, 160.0, 600.0, 1800.0, 8000.0);
+    send_audio(&mut s, &mut peer, t0, 0, &loud);
+    peer.ts = peer.ts.wrapping_add(8000 * 2); // 2 s of silence suppression
+    send_audio(&mut s, &mut peer, t0, 3000, &loud);
+    let rec = s.stop_recording(StopReason::Hangup).unwrap();
+    assert_eq!(rec.duration_ms, 4000);
+}
+
+#[test]
+fn media_timeout_fires_once_and_rtp_rearms_it() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    let mut peer = Peer::new();
+    let mut out = [0u8; 200];
+    s.poll_frame(ms(t0, 29_000), &mut out);
+    assert!(drain(&mut s).is_empty());
+    s.handle_rtp(ms(t0, 29_500), &peer.audio(&[0; 160]))
+        .unwrap();
+    assert_eq!(s.last_media_received(), Some(ms(t0, 29_500)));
+    s.poll_frame(ms(t0, 59_000), &mut out);
+    assert!(drain(&mut s).is_empty());
+    s.poll_frame(ms(t0, 59_500), &mut out);
+    assert_eq!(drain(&mut s), vec![MediaEvent::MediaTimeout]);
+    s.poll_frame(ms(t0, 70_000), &mut out);
+    assert!(drain(&mut s).is_empty(), "once");
+    s.set_rtp_timeout(None, ms(t0, 70_000));
+    s.poll_frame(ms(t0, 200_000), &mut out);
+    assert!(drain(&mut s).is_empty(), "off while on hold");
+}
+
+#[test]
+fn bad_datagrams_are_counted_errors() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    assert!(matches!(
+        s.handle_rtp(t0, b"hello"),
+        Err(RtpError::TooShort { .. })
+    ));
+    assert!(s.handle_rtp(t0, &[0u8; 40]).is_err());
+    let mut p = Packetizer::new(9, 9);
+    let mut buf = [0u8; 64];
+    let n = p.write(13, 0, false, &[0; 1], &mut buf).unwrap(); // comfort noise
+    assert_eq!(s.handle_rtp(t0, &buf[..n]), Err(RtpError::PayloadType(13)));
+    let st = s.stats();
+    assert_eq!(
+        (st.malformed, st.wrong_payload_type, st.received),
+        (2, 1, 0)
+    );
+    assert_eq!(s.last_media_received(), None);
+}
+
+#[test]
+fn a_new_ssrc_restarts_tracking() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    let mut a = Peer::new();
+    let mut b = Peer::new();
+    b.tx = Packetizer::new(0x7777, 40_000);
+    b.ts = 999_999;
+    send_audio(&mut s, &mut a, t0, 0, &[100; 1600]);
+    send_audio(&mut s, &mut b, t0, 200, &[100; 1600]);
+    let st = s.stats();
+    assert_eq!(
+        (st.ssrc_changes, st.received, st.lost, st.late),
+        (1, 20, 0, 0)
+    );
+}
+
+#[test]
+fn sending_dtmf_replaces_audio_then_resumes() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    s.play(samples(vec![500; 8000]));
+    let mut out = [0u8; 200];
+    s.poll_frame(t0, &mut out);
+    assert!(s.send_dtmf('9', 60));
+    let mut kinds = vec![];
+    for k in 1..=8u64 {
+        let n = s.poll_frame(ms(t0, k * 20), &mut out).unwrap();
+        let p = RtpPacket::parse(&out[..n]).unwrap();
+        if p.payload_type == EVENT_PT {
+            let ev = TelephoneEvent::parse(p.payload).unwrap();
+            assert_eq!((ev.event, p.timestamp), (9, 50_000 + 160));
+            kinds.push(if ev.end {
+                'E'
+            } else if p.marker {
+                'M'
+            } else {
+                'u'
+            });
+        } else {
+            kinds.push('a');
+        }
+    }
+    assert_eq!(kinds.iter().collect::<String>(), "MuEEEaaa");
+    assert!(!s.send_dtmf('x', 60));
+    let mut no_events = MediaSession::new(MediaConfig::new(Law::Alaw, None, 1, 1, 1), t0);
+    assert!(!no_events.send_dtmf('1', 60));
+}
+
+#[test]
+fn steady_state_does_not_grow() {
+    // Many frames in and out; the only heap use is the prompt Arc and the
+    // recorder, whose buffer stays bounded when drained.
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    let mut peer = Peer::new();
+    let prompt: Arc<[i16]> = Arc::from(vec![700i16; 8000 * 60]);
+    s.play(PlayItem::Samples(prompt.clone()));
+    s.start_recording(RecorderConfig {
+        max_ms: 600_000,
+        silence_ms: None,
+        ..RecorderConfig::default()
+    });
+    let speech = signals::vowel(1000, 120.0, 160.0, 600.0, 1800.0, 8000.0);
+    let mut bytes = Vec::new();
+    let mut out = [0u8; 200];
+    for sec in 0..30u64 {
+        send_audio(&mut s, &mut peer, t0, sec * 1000, &speech);
+        for k in 0..50 {
+            s.poll_frame(ms(t0, sec * 1000 + k * 20), &mut out).unwrap();
+        }
+        bytes.clear();
+        s.drain_recorded(&mut bytes);
+        assert!(
+            bytes.len() <= 2 * 8000 + 2 * 160 * 8,
+            "one second at a time"
+        );
+    }
+    assert_eq!(
+        Arc::strong_count(&prompt),
+        2,
+        "queued by reference, not copied"
+    );
+    assert!(s.events.capacity() <= 8);
+}
