@@ -11,7 +11,7 @@
 #   digit-0 … digit-9        say digits: one per digit
 #   num-0 … num-19           say number: 0-19
 #   num-20, num-30 … num-90  the tens ("twenty" …); 21 = num-20 + num-1
-#   num-hundred, num-thousand, num-million, num-minus
+#   num-hundred, num-thousand, num-million, num-billion, num-minus
 #                            342 = num-3 num-hundred num-40 num-2
 #   day-mon … day-sun        weekday names
 #   month-01 … month-12      month names
@@ -72,6 +72,7 @@ table "$std" <<'T'
 num-hundred|hundred
 num-thousand|thousand
 num-million|million
+num-billion|billion
 num-minus|minus
 time-oh|oh
 time-oclock|o'clock
