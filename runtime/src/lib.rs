@@ -7,4 +7,5 @@ pub mod cli;
 pub mod config;
 pub mod media;
 pub mod routing;
+pub mod sip;
 pub mod world;

@@ -1,0 +1,23 @@
+//! SIP (RFC 3261) for the server: a sans-IO user-agent server core.
+//!
+//! - [`message`]: bytes ⇄ [`message::Message`] (hand-written, fuzzed).
+//! - [`header`]: typed views (URI, name-addr, Via, CSeq, parameters).
+//! - [`sdp`]: offer/answer for one G.711 audio stream.
+//! - [`framing`]: splitting a TCP stream into messages.
+//! - [`guard`]: trusted CIDRs, per-source token bucket and bans.
+//! - [`endpoint`]: transactions, dialogs and the UAS; the only stateful part.
+//!
+//! Architecture invariant: nothing here touches a socket, a clock or a
+//! thread. The tokio driver pumps [`endpoint::Endpoint`].
+
+pub mod endpoint;
+pub mod framing;
+pub mod guard;
+pub mod header;
+pub mod message;
+pub mod sdp;
+
+pub use endpoint::{
+    CallError, CallHandle, Config, ConnId, EndReason, Endpoint, Event, IncomingCall, Notify,
+    NotifyTarget, RequestId, Timers, TransferOutcome, Transmit, Transport,
+};
