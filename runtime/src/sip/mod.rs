@@ -17,6 +17,9 @@ pub mod header;
 pub mod message;
 pub mod sdp;
 
+#[cfg(test)]
+mod tests;
+
 pub use endpoint::{
     CallError, CallHandle, Config, ConnId, EndReason, Endpoint, Event, IncomingCall, Notify,
     NotifyTarget, RequestId, Timers, TransferOutcome, Transmit, Transport,
