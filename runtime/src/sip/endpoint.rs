@@ -810,8 +810,12 @@ impl Endpoint {
             Some("Bad CSeq")
         } else if max_forwards.is_none() {
             Some("Bad Max-Forwards")
-        } else if uri.is_none() {
+        } else if uri.as_ref().is_none_or(|u| u.has_headers) {
             Some("Bad Request-URI")
+        } else if req.method == Method::Invite
+            && req.headers.get(&HeaderName::Contact).is_some_and(|c| NameAddr::parse(c).is_none())
+        {
+            Some("Bad Contact")
         } else {
             None
         };

@@ -40,6 +40,23 @@ pub fn parse_params(s: &str) -> Params {
     out
 }
 
+/// Like [`parse_params`], but `None` if a parameter is empty (`;;`) or has
+/// an empty name, as in RFC 4475 §3.1.2.1. Used for header parameters.
+pub fn parse_params_strict(s: &str) -> Option<Params> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Some(Vec::new());
+    }
+    let s = s.strip_prefix(';')?;
+    for part in split_unquoted(s, b';') {
+        let name = part.split('=').next().unwrap_or("").trim();
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return None;
+        }
+    }
+    Some(parse_params(s))
+}
+
 /// Splits at `sep` outside double quotes.
 fn split_unquoted(s: &str, sep: u8) -> Vec<&str> {
     let b = s.as_bytes();
@@ -113,6 +130,8 @@ pub struct Uri {
     pub host: String,
     pub port: Option<u16>,
     pub params: Params,
+    /// Whether a SIP URI carries `?headers` (not allowed in a Request-URI).
+    pub has_headers: bool,
     /// The URI as written.
     pub raw: String,
 }
@@ -136,6 +155,7 @@ impl Uri {
             host: String::new(),
             port: None,
             params: Vec::new(),
+            has_headers: false,
             raw: s.to_string(),
         };
         match uri.scheme.as_str() {
@@ -151,6 +171,7 @@ impl Uri {
                     }
                     uri.user = Some(unescape(user));
                 }
+                uri.has_headers = hostpart.contains('?');
                 let hostpart = hostpart.split_once('?').map_or(hostpart, |(h, _)| h);
                 let (hostport, params) = hostpart.split_once(';').unwrap_or((hostpart, ""));
                 let (host, port) = split_host_port(hostport)?;
@@ -229,7 +250,7 @@ impl NameAddr {
             let after = rest[end + 1..].trim_start();
             let inner = after.strip_prefix('<')?;
             let close = inner.find('>')?;
-            (Some(display), &inner[..close], &inner[close + 1..])
+            (Some(display), checked_addr(&inner[..close])?, &inner[close + 1..])
         } else if let Some(open) = s.find('<') {
             let display = s[..open].trim();
             if !display
@@ -241,26 +262,25 @@ impl NameAddr {
             let inner = &s[open + 1..];
             let close = inner.find('>')?;
             let display = (!display.is_empty()).then(|| display.to_string());
-            (display, &inner[..close], &inner[close + 1..])
+            (display, checked_addr(&inner[..close])?, &inner[close + 1..])
         } else {
             // addr-spec: parameters after the URI belong to the header.
             let split = s.find(';').unwrap_or(s.len());
             (None, &s[..split], &s[split..])
         };
-        let params_text = params.trim();
-        if !params_text.is_empty() && !params_text.starts_with(';') {
-            return None;
-        }
-        Some(NameAddr {
-            display,
-            uri: Uri::parse(uri)?,
-            params: parse_params(params_text),
-        })
+        let params = parse_params_strict(params)?;
+        Some(NameAddr { display, uri: Uri::parse(uri)?, params })
     }
 
     pub fn tag(&self) -> Option<&str> {
         param(&self.params, "tag").filter(|t| !t.is_empty())
     }
+}
+
+/// The text between `<` and `>` may not start or end with whitespace
+/// (RFC 4475 §3.1.2.13).
+fn checked_addr(s: &str) -> Option<&str> {
+    (s.trim() == s).then_some(s)
 }
 
 /// Index of the closing `"` in `s` (which starts just after the opening one).
@@ -306,9 +326,9 @@ impl Via {
             return None;
         }
         let rest = rest[t_end..].trim_start();
-        let (sent_by, params) = rest.split_once(';').unwrap_or((rest, ""));
-        let (host, port) = split_host_port(sent_by)?;
-        let params = parse_params(params);
+        let split = rest.find(';').unwrap_or(rest.len());
+        let (host, port) = split_host_port(&rest[..split])?;
+        let params = parse_params_strict(&rest[split..])?;
         // A branch parameter must have a value (RFC 4475 §3.1.2.? badbranch).
         if params
             .iter()
@@ -414,6 +434,9 @@ mod tests {
         assert!(NameAddr::parse("\"unterminated <sip:a@b>").is_none());
         assert!(NameAddr::parse("<sip:a@b").is_none());
         assert!(NameAddr::parse("<sip:a@b> junk").is_none());
+        assert!(NameAddr::parse("\"Joe\" <sip:joe@example.org>;;;;").is_none());
+        assert!(NameAddr::parse("\"Watson, Thomas\" < sip:t.watson@example.org >").is_none());
+        assert!(NameAddr::parse("Bell, Alexander <sip:a.g.bell@example.com>;tag=43").is_none());
     }
 
     #[test]
@@ -436,6 +459,7 @@ mod tests {
         assert!(Via::parse("SIP/2.0/UDP host;branch").is_none());
         assert!(Via::parse("SIP/3.0/UDP host").is_none());
         assert!(Via::parse("garbage").is_none());
+        assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;").is_none());
     }
 
     #[test]
