@@ -81,7 +81,7 @@ impl<'p> Interpreter<'p> {
         locals.extend(u.locals[locals.len()..].iter().map(|l| l.ty.zero()));
         state.frames.push(Frame { unit, node, locals });
         for init in &u.init {
-            match eval::eval(self.program, state, &*host, &init.value) {
+            match eval::eval(self.program, state, host, &init.value) {
                 Ok(v) => {
                     state.frames.last_mut().expect("just pushed").locals[init.slot as usize] = v
                 }
@@ -127,10 +127,10 @@ impl<'p> Interpreter<'p> {
         match edge {
             Edge::Node(i) => {
                 let (_, cur) = Self::top(state);
-                if i <= cur {
-                    if let Some(s) = self.burn(state, fuel) {
-                        return s;
-                    }
+                if i <= cur
+                    && let Some(s) = self.burn(state, fuel)
+                {
+                    return s;
                 }
                 state.frames.last_mut().expect("frame").node = i;
                 Step::At

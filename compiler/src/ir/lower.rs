@@ -539,10 +539,10 @@ impl Cx<'_> {
 
     fn program_unit_exits(&self, unit: u32) -> Vec<String> {
         for ((file, name), &u) in &self.module_index {
-            if u == unit {
-                if let Some((_, m)) = self.program.module(*file, None, name) {
-                    return m.exits.iter().map(|e| e.text.clone()).collect();
-                }
+            if u == unit
+                && let Some((_, m)) = self.program.module(*file, None, name)
+            {
+                return m.exits.iter().map(|e| e.text.clone()).collect();
             }
         }
         Vec::new()

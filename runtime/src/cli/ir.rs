@@ -49,7 +49,7 @@ pub fn run(args: IrArgs) -> ExitCode {
             }
         }
     } else {
-        match compile(&[args.path.clone()], &args.source) {
+        match compile(std::slice::from_ref(&args.path), &args.source) {
             Ok((_, p)) => p,
             Err(code) => return code,
         }
@@ -121,9 +121,9 @@ fn add_mailbox(world: &mut DiskWorld, roots: &mut Vec<FileId>) {
     if !uses_get_mail {
         return;
     }
-    if let Ok(id) = world.resolve_import(first, "std/mailbox.vflow") {
-        if !roots.contains(&id) {
-            roots.push(id);
-        }
+    if let Ok(id) = world.resolve_import(first, "std/mailbox.vflow")
+        && !roots.contains(&id)
+    {
+        roots.push(id);
     }
 }

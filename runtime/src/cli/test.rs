@@ -417,7 +417,7 @@ fn subset(want: &serde_json::Value, have: &serde_json::Value) -> bool {
         (J::Array(w), J::Null) => w.is_empty(),
         (J::String(a), J::String(b)) => a == b,
         (J::String(a), b @ (J::Number(_) | J::Bool(_)))
-        | (b @ (J::Number(_) | J::Bool(_)), J::String(a)) => *a == b.to_string(),
+        | (b @ (J::Number(_) | J::Bool(_)), J::String(a)) => a.as_str() == b.to_string().as_str(),
         (a, b) => a == b,
     }
 }
@@ -507,10 +507,10 @@ fn check_expect(
             problems.push(format!("final node: expected `{want}`, was `{shown}`"));
         }
     }
-    if let Some(want) = &x.exit {
-        if state.exit.as_deref() != Some(want.as_str()) {
-            problems.push(format!("exit: expected `{want}`, was {:?}", state.exit));
-        }
+    if let Some(want) = &x.exit
+        && state.exit.as_deref() != Some(want.as_str())
+    {
+        problems.push(format!("exit: expected `{want}`, was {:?}", state.exit));
     }
     for (name, want) in &x.vars {
         let want_text = scalar_text(want);
@@ -566,10 +566,9 @@ fn check_expect(
         file,
         line,
     }) = last
+        && x.end.as_deref() != Some("fault")
     {
-        if x.end.as_deref() != Some("fault") {
-            problems.push(format!("the call faulted at {file}:{line}: {message}"));
-        }
+        problems.push(format!("the call faulted at {file}:{line}: {message}"));
     }
     if let Some(want) = &x.end {
         let have = last.map(|e| e.name()).unwrap_or("none");
