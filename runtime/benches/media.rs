@@ -91,7 +91,7 @@ fn receive(c: &mut Criterion) {
                 }
                 let r = s.handle_rtp(t0, black_box(&stream[i]));
                 i += 1;
-                if recording && i % 50 == 0 {
+                if recording && i.is_multiple_of(50) {
                     drained.clear();
                     s.drain_recorded(&mut drained);
                 }
