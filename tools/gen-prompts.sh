@@ -126,6 +126,7 @@ T
 # ---- stdlib/mailbox.vflow --------------------------------------------------
 table "$std" <<'T'
 vm-msg-recorded|Thank you. Your message has been recorded.
+vm-msg-review|To keep your message, press 1. To listen to it, press 2. To record it again, press 3.
 vm-not-recorded|No message was recorded.
 vm-goodbye|Goodbye.
 vm-enter-mailbox|Please enter your mailbox number, then press pound.

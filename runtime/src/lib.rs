@@ -6,6 +6,9 @@
 pub mod cli;
 pub mod config;
 pub mod media;
+pub mod prompts;
 pub mod routing;
+pub mod server;
 pub mod sip;
+pub mod store;
 pub mod world;

@@ -97,7 +97,7 @@ pub fn load_roots(world: &mut DiskWorld, paths: &[PathBuf]) -> Result<Vec<FileId
     Ok(ids)
 }
 
-fn collect_vflow(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+pub(crate) fn collect_vflow(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {

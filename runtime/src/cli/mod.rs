@@ -2,6 +2,7 @@
 //! 1 the input has problems (diagnostics, failed tests), 2 usage or I/O error.
 
 mod check;
+mod serve;
 mod ir;
 mod simulate;
 mod test;
@@ -21,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Check .vflow files and report every problem found.
     Check(check::CheckArgs),
+    /// Run the server: answer SIP calls and run the flows (embedded defaults without --config).
+    Serve(serve::ServeArgs),
     /// Run one call through a flow offline and print its effects.
     Simulate(simulate::SimulateArgs),
     /// Run the flow tests in *.test.yaml files.
@@ -40,6 +43,7 @@ pub struct SourceOpts {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(a) => check::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Test(a) => test::run(a),
         Command::Ir(a) => ir::run(a),

@@ -1,0 +1,116 @@
+//! The server's prompt library: every prompt a flow can play, decoded once at
+//! start and shared by all calls.
+//!
+//! Prompts come from `prompts/` beside each flow file and from the stdlib
+//! (built into the binary, or `--stdlib DIR`). All of them are loaded and
+//! validated when the server starts, so a WAV in a format we cannot play
+//! (anything but 8 kHz mono PCM16 or G.711) is an error at load that names the
+//! file and its format — never a silent gap in a call.
+
+use crate::media::{Samples, load_prompt};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default)]
+pub struct PromptLibrary {
+    by_name: HashMap<String, Samples>,
+}
+
+/// A prompt that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptLoadError {
+    pub file: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for PromptLoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file, self.message)
+    }
+}
+
+impl PromptLibrary {
+    /// Loads the stdlib prompts (embedded, or from `stdlib_dir/prompts`), then
+    /// every `*.wav` under each of `flow_dirs`' `prompts/` folder. A flow's
+    /// own prompt shadows a stdlib prompt of the same name.
+    pub fn load(stdlib_dir: Option<&Path>, flow_dirs: &[PathBuf]) -> Result<PromptLibrary, Vec<PromptLoadError>> {
+        let mut lib = PromptLibrary::default();
+        let mut errors = Vec::new();
+        match stdlib_dir {
+            Some(dir) => lib.load_dir(&dir.join("prompts"), &mut errors),
+            None => {
+                for (name, bytes) in vflow_compiler::stdlib::PROMPT_FILES {
+                    lib.add(&format!("std/prompts/{name}"), name, bytes, &mut errors);
+                }
+            }
+        }
+        for dir in flow_dirs {
+            lib.load_dir(&dir.join("prompts"), &mut errors);
+        }
+        if errors.is_empty() { Ok(lib) } else { Err(errors) }
+    }
+
+    fn load_dir(&mut self, dir: &Path, errors: &mut Vec<PromptLoadError>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let mut paths: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            if !p.is_file() || p.extension().is_none_or(|e| !e.eq_ignore_ascii_case("wav")) {
+                continue;
+            }
+            let shown = p.display().to_string();
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            match std::fs::read(&p) {
+                Ok(bytes) => self.add(&shown, &name, &bytes, errors),
+                Err(e) => errors.push(PromptLoadError { file: shown, message: format!("cannot read: {e}") }),
+            }
+        }
+    }
+
+    fn add(&mut self, shown: &str, name: &str, bytes: &[u8], errors: &mut Vec<PromptLoadError>) {
+        match load_prompt(shown, bytes) {
+            Ok(samples) => {
+                self.by_name.insert(name.to_string(), samples);
+            }
+            Err(e) => errors.push(PromptLoadError { file: shown.to_string(), message: e.to_string() }),
+        }
+    }
+
+    /// A prompt by file name (`"welcome.wav"`).
+    pub fn get(&self, name: &str) -> Option<Samples> {
+        self.by_name.get(name).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_the_stdlib_and_refuses_bad_wavs_with_their_name() {
+        let lib = PromptLibrary::load(None, &[]).unwrap();
+        assert!(lib.get("beep.wav").is_some());
+        assert!(lib.get("digit-7.wav").is_some());
+
+        let dir = std::env::temp_dir().join(format!("vflow-prompts-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("prompts")).unwrap();
+        // 16 kHz stereo: not playable.
+        let spec = hound::WavSpec { channels: 2, sample_rate: 16000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let mut w = hound::WavWriter::create(dir.join("prompts/bad.wav"), spec).unwrap();
+        w.write_sample(0i16).unwrap();
+        w.write_sample(0i16).unwrap();
+        w.finalize().unwrap();
+        let errs = PromptLibrary::load(None, std::slice::from_ref(&dir)).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].file.ends_with("bad.wav"), "{errs:?}");
+        assert!(errs[0].message.contains("16000") || errs[0].message.contains("16 kHz"), "{errs:?}");
+    }
+}

@@ -1,0 +1,363 @@
+//! `vflow serve`: the tokio driver around the sans-IO SIP endpoint and the
+//! per-call media sessions.
+//!
+//! One SIP task owns the [`sip::Endpoint`]: it reads the UDP socket and the TCP
+//! connections, fires the endpoint's timers, sends what it transmits, and
+//! hands events to calls. Every call is one task ([`call`]) that owns its RTP
+//! socket, its [`media::MediaSession`] and its flow state, and asks the SIP task
+//! to answer, hang up or transfer through a command channel. Nothing in here
+//! makes protocol decisions; the sans-IO cores do.
+//!
+//! Shutdown: on the signal the endpoint stops accepting (new INVITEs get 503),
+//! calls in progress may finish until `shutdown.grace`, then the rest are hung
+//! up — a message being recorded is stored first.
+
+pub mod call;
+pub mod flows;
+
+use crate::config::Config;
+use crate::prompts::PromptLibrary;
+use crate::sip::{self, CallHandle, ConnId, Endpoint, Event, Transport};
+use crate::store::Store;
+use flows::{FlowSet, UserVars};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+
+/// What a call asks of the SIP task.
+#[derive(Debug)]
+pub enum SipCommand {
+    Answer { call: CallHandle, rtp: SocketAddr },
+    Reject { call: CallHandle, status: u16 },
+    Hangup { call: CallHandle },
+    Refer { call: CallHandle, target: String },
+}
+
+/// What the SIP task tells a call.
+#[derive(Debug, Clone)]
+pub enum CallEvent {
+    Confirmed,
+    /// The call is over on the SIP side (BYE, CANCEL, ACK timeout).
+    Ended { by_remote: bool },
+    MediaUpdated(sip::sdp::MediaOffer),
+    Transfer(sip::TransferOutcome),
+}
+
+/// Everything calls share.
+pub struct Shared {
+    pub config: Config,
+    pub flows: Arc<FlowSet>,
+    pub prompts: Arc<PromptLibrary>,
+    pub store: Store,
+    pub vars: Arc<UserVars>,
+    pub tz: jiff::tz::TimeZone,
+    pub commands: mpsc::UnboundedSender<SipCommand>,
+    /// Becomes true when the server is shutting down.
+    pub stopping: watch::Receiver<bool>,
+    /// Becomes true when calls must end now (the grace period is over).
+    pub hard_stop: watch::Receiver<bool>,
+    next_port: AtomicU16,
+    pub active_calls: AtomicUsize,
+}
+
+impl Shared {
+    /// Binds a UDP socket for a call's RTP on an even port of the range.
+    pub async fn bind_rtp(&self) -> std::io::Result<UdpSocket> {
+        let range = self.config.rtp.ports;
+        let slots = (u32::from(range.last) - u32::from(range.first)) / 2 + 1;
+        let ip = self.config.sip.listen.ip();
+        for _ in 0..slots {
+            let i = u32::from(self.next_port.fetch_add(1, Ordering::Relaxed)) % slots;
+            let port = range.first as u32 + i * 2;
+            if port > u32::from(range.last) {
+                continue;
+            }
+            if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port as u16)).await {
+                return Ok(s);
+            }
+        }
+        Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "every RTP port of the range is in use"))
+    }
+}
+
+/// Runs the server until `shutdown` resolves, then drains calls.
+pub async fn run(
+    config: Config,
+    flows: Arc<FlowSet>,
+    prompts: Arc<PromptLibrary>,
+    store: Store,
+    vars: Arc<UserVars>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let listen = config.sip.listen;
+    let udp = if config.sip.udp { Some(Arc::new(UdpSocket::bind(listen).await?)) } else { None };
+    let tcp = if config.sip.tcp { Some(TcpListener::bind(listen).await?) } else { None };
+    let local = udp.as_ref().map(|u| u.local_addr()).or_else(|| tcp.as_ref().map(|t| t.local_addr())).transpose()?;
+    let local = local.expect("at least one transport is on (checked by the config)");
+    let advertised = SocketAddr::new(config.sip.public_address.unwrap_or(local.ip()), local.port());
+
+    let mut sip_cfg = sip::Config::new(advertised);
+    sip_cfg.trusted = config.sip.trusted_peers.clone();
+    if let Some(rl) = sip_cfg.rate_limit.as_mut() {
+        rl.per_second = f64::from(config.sip.rate_limit);
+        rl.burst = f64::from(config.sip.rate_limit) * 2.0;
+        rl.ban_for = config.sip.ban;
+    }
+    sip_cfg.seed = seed();
+    let endpoint = Endpoint::new(sip_cfg);
+
+    let tz = match &config.node.time_zone {
+        Some(name) => jiff::tz::TimeZone::get(name).map_err(std::io::Error::other)?,
+        None => jiff::tz::TimeZone::system(),
+    };
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (hard_tx, hard_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        flows,
+        prompts,
+        store,
+        vars,
+        tz,
+        commands: cmd_tx,
+        stopping: stop_rx.clone(),
+        hard_stop: hard_rx,
+        next_port: AtomicU16::new((seed() % 500) as u16),
+        active_calls: AtomicUsize::new(0),
+    });
+    tracing::info!(%local, udp = config.sip.udp, tcp = config.sip.tcp, engine = shared.flows.engine_kind().name(), "vflow is listening");
+
+    let driver = SipDriver {
+        endpoint,
+        udp,
+        tcp_out: HashMap::new(),
+        calls: HashMap::new(),
+        shared: shared.clone(),
+        next_conn: 0,
+    };
+    let mut sip_task = tokio::spawn(driver.run(tcp, cmd_rx, stop_rx));
+
+    tokio::select! {
+        _ = shutdown => {}
+        r = &mut sip_task => {
+            return match r {
+                Ok(r) => r,
+                Err(e) => Err(std::io::Error::other(e)),
+            };
+        }
+    }
+    tracing::info!(calls = shared.active_calls.load(Ordering::Relaxed), "shutting down: no new calls, waiting for calls in progress");
+    let _ = stop_tx.send(true);
+    let deadline = Instant::now() + config.shutdown.grace;
+    while shared.active_calls.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if shared.active_calls.load(Ordering::Relaxed) > 0 {
+        tracing::warn!(calls = shared.active_calls.load(Ordering::Relaxed), "grace period over: hanging up the remaining calls");
+        let _ = hard_tx.send(true);
+        let until = Instant::now() + Duration::from_secs(5);
+        while shared.active_calls.load(Ordering::Relaxed) > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Let the BYEs go out.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sip_task.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+enum TcpInput {
+    Message { conn: ConnId, from: SocketAddr, bytes: Vec<u8> },
+    Closed { conn: ConnId },
+}
+
+struct SipDriver {
+    endpoint: Endpoint,
+    udp: Option<Arc<UdpSocket>>,
+    tcp_out: HashMap<ConnId, mpsc::UnboundedSender<Vec<u8>>>,
+    calls: HashMap<CallHandle, mpsc::UnboundedSender<CallEvent>>,
+    shared: Arc<Shared>,
+    next_conn: u64,
+}
+
+impl SipDriver {
+    async fn run(
+        mut self,
+        tcp: Option<TcpListener>,
+        mut commands: mpsc::UnboundedReceiver<SipCommand>,
+        mut stopping: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let (tcp_tx, mut tcp_rx) = mpsc::unbounded_channel::<TcpInput>();
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let timeout = self.endpoint.poll_timeout().map(tokio::time::Instant::from_std);
+            let udp = self.udp.clone();
+            tokio::select! {
+                r = async { match &udp { Some(u) => u.recv_from(&mut buf).await, None => std::future::pending().await } } => {
+                    match r {
+                        Ok((n, from)) => self.endpoint.handle_datagram(Instant::now(), Transport::Udp, from, &buf[..n]),
+                        // ICMP errors surface here on Linux; they concern one peer, not us.
+                        Err(e) => tracing::debug!(error = %e, "udp receive"),
+                    }
+                }
+                accepted = async { match &tcp { Some(l) => l.accept().await, None => std::future::pending().await } } => {
+                    if let Ok((stream, from)) = accepted {
+                        self.next_conn += 1;
+                        let conn = ConnId(self.next_conn);
+                        let (out_tx, out_rx) = mpsc::unbounded_channel();
+                        self.tcp_out.insert(conn, out_tx);
+                        tokio::spawn(tcp_connection(stream, conn, from, tcp_tx.clone(), out_rx));
+                    }
+                }
+                Some(input) = tcp_rx.recv() => match input {
+                    TcpInput::Message { conn, from, bytes } => self.endpoint.handle_datagram(Instant::now(), Transport::Tcp(conn), from, &bytes),
+                    TcpInput::Closed { conn } => { self.tcp_out.remove(&conn); }
+                },
+                Some(cmd) = commands.recv() => self.command(cmd),
+                _ = async { match timeout { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                    self.endpoint.handle_timeout(Instant::now());
+                }
+                changed = stopping.changed() => {
+                    if changed.is_ok() && *stopping.borrow() {
+                        self.endpoint.set_accepting(false);
+                    }
+                }
+            }
+            self.flush().await;
+        }
+    }
+
+    fn command(&mut self, cmd: SipCommand) {
+        let now = Instant::now();
+        let (call, r) = match cmd {
+            SipCommand::Answer { call, rtp } => (call, self.endpoint.answer(now, call, rtp)),
+            SipCommand::Reject { call, status } => (call, self.endpoint.reject(now, call, status)),
+            SipCommand::Hangup { call } => (call, self.endpoint.hangup(now, call)),
+            SipCommand::Refer { call, target } => (call, self.endpoint.refer(now, call, &target)),
+        };
+        if let Err(e) = r {
+            tracing::debug!(call = call.0, error = %e, "sip command not applied");
+            if matches!(e, sip::CallError::InvalidArgument) {
+                self.send_call(call, CallEvent::Transfer(sip::TransferOutcome::Failed));
+            }
+        }
+    }
+
+    async fn flush(&mut self) {
+        while let Some(t) = self.endpoint.poll_transmit() {
+            match t.transport {
+                Transport::Udp => {
+                    if let Some(u) = &self.udp {
+                        if let Err(e) = u.send_to(&t.bytes, t.to).await {
+                            tracing::debug!(to = %t.to, error = %e, "udp send");
+                        }
+                    }
+                }
+                Transport::Tcp(conn) => {
+                    if let Some(tx) = self.tcp_out.get(&conn) {
+                        let _ = tx.send(t.bytes);
+                    }
+                }
+            }
+        }
+        while let Some(ev) = self.endpoint.poll_event() {
+            self.event(ev);
+        }
+    }
+
+    fn send_call(&mut self, call: CallHandle, ev: CallEvent) {
+        if let Some(tx) = self.calls.get(&call) {
+            let _ = tx.send(ev);
+        }
+    }
+
+    fn event(&mut self, ev: Event) {
+        match ev {
+            Event::IncomingCall(inc) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.calls.insert(inc.call, tx);
+                let shared = self.shared.clone();
+                shared.active_calls.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let s = shared.clone();
+                    call::run(s, *inc, rx).await;
+                    shared.active_calls.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            Event::CallConfirmed { call } => self.send_call(call, CallEvent::Confirmed),
+            Event::CallCancelled { call } => {
+                self.send_call(call, CallEvent::Ended { by_remote: true });
+                self.calls.remove(&call);
+            }
+            Event::CallEnded { call, by_remote, .. } => {
+                self.send_call(call, CallEvent::Ended { by_remote });
+                self.calls.remove(&call);
+            }
+            Event::MediaUpdated { call, offer } => self.send_call(call, CallEvent::MediaUpdated(offer)),
+            Event::TransferResult { call, outcome } => self.send_call(call, CallEvent::Transfer(outcome)),
+            Event::TransferProgress { .. } | Event::Info { .. } | Event::Notify { .. } => {}
+            Event::RequestFailed { call, method, status, .. } => {
+                tracing::debug!(call = ?call.map(|c| c.0), ?method, ?status, "request failed");
+            }
+        }
+    }
+}
+
+/// Reads SIP messages from one TCP connection and writes what the endpoint sends to it.
+async fn tcp_connection(
+    stream: tokio::net::TcpStream,
+    conn: ConnId,
+    from: SocketAddr,
+    to_driver: mpsc::UnboundedSender<TcpInput>,
+    mut out: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = out.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut framer = sip::framing::StreamFramer::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    'read: loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(&buf[..n]);
+        loop {
+            match framer.next_frame() {
+                Ok(Some(sip::framing::Frame::Message(bytes))) => {
+                    if to_driver.send(TcpInput::Message { conn, from, bytes }).is_err() {
+                        break 'read;
+                    }
+                }
+                Ok(Some(sip::framing::Frame::Ping)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(%from, ?e, "closing a TCP connection that cannot be framed");
+                    break 'read;
+                }
+            }
+        }
+    }
+    let _ = to_driver.send(TcpInput::Closed { conn });
+    writer.abort();
+}
