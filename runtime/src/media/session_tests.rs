@@ -465,3 +465,44 @@ fn steady_state_does_not_grow() {
     );
     assert!(s.events.capacity() <= 8);
 }
+
+#[test]
+fn hostile_input_never_panics() {
+    // Deterministic fuzz: garbage, valid headers with random fields and
+    // payload sizes (0..3000 bytes), both negotiated payload types, SSRC
+    // flips, interleaved with ticks and recording.
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    s.start_recording(RecorderConfig::default());
+    let mut rng = signals::Noise(0x9E37_79B9);
+    let mut r = move || (rng.next() * 2_147_483_647.0) as i64 as u32;
+    let mut buf = vec![0u8; 3100];
+    let mut out = [0u8; 200];
+    for i in 0..20_000u64 {
+        let len = (r() % 3100) as usize;
+        for b in buf.iter_mut().take(len) {
+            *b = r() as u8;
+        }
+        if len >= 12 && r() % 4 != 0 {
+            buf[0] = 0x80 | (buf[0] & 0x0F) * u8::from(r() % 8 == 0);
+            buf[1] = match r() % 3 {
+                0 => 0,
+                1 => EVENT_PT,
+                _ => buf[1],
+            } | (buf[1] & 0x80);
+            if r() % 2 == 0 {
+                buf[8..12].copy_from_slice(&[0, 0, 0, (r() % 2) as u8]);
+            }
+        }
+        let _ = s.handle_rtp(ms(t0, i * 7), &buf[..len]);
+        if i % 3 == 0 {
+            s.poll_frame(ms(t0, i * 7), &mut out);
+        }
+        if i % 5000 == 0 {
+            let _ = s.stop_recording(StopReason::Stopped);
+            s.start_recording(RecorderConfig::default());
+        }
+        while s.poll_event().is_some() {}
+    }
+    assert!(s.stats().malformed > 0 && s.stats().received > 0);
+}
