@@ -814,3 +814,129 @@ fn lower_profile(p: &ast::TimeProfile) -> Profile {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemoryWorld;
+
+    fn lower_src(src: &str) -> Program {
+        let mut w = MemoryWorld::with_stdlib();
+        for name in ["a.wav", "b.wav"] {
+            w.add_prompt(&format!("t/prompts/{name}"));
+        }
+        let id = w.add("t/f.vflow", src);
+        let c = crate::check::check(&mut w, &[id]);
+        assert!(!c.has_errors(), "{:#?}", c.diagnostics);
+        lower(&w, &c.program).unwrap()
+    }
+
+    fn effect(p: &Program, node: usize) -> &EffectNode {
+        match &p.units[p.unit_by_name("f").unwrap() as usize].nodes[node].kind {
+            NodeKind::Effect(e) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unconnected_results_follow_the_action_table() {
+        let p = lower_src(
+            r#"allow_transfer "0"
+flow f {
+  start named "f" -> p
+  play p { prompt "a.wav"  on next -> m }
+  menu m { prompt "b.wav"  on "1" -> bye }
+  transfer t { to "0"  on busy -> bye }
+  hangup bye
+}"#,
+        );
+        // play: next connected; key unconnected → off (no barge-in); failure → like next.
+        assert_eq!(
+            effect(&p, 0).results,
+            [Edge::Node(1), Edge::Off, Edge::Node(1)]
+        );
+        // menu: timeout and invalid repeat the menu; exhausted ends the call.
+        assert_eq!(
+            effect(&p, 1).results,
+            [Edge::Node(1), Edge::Node(1), Edge::Hangup]
+        );
+        assert_eq!(
+            effect(&p, 1).keys,
+            [KeyEdge {
+                keys: "1".into(),
+                edge: Edge::Node(3)
+            }]
+        );
+        // transfer: next (success) ends the call; unconnected failures end it too.
+        assert_eq!(
+            effect(&p, 2).results,
+            [Edge::Hangup, Edge::Node(3), Edge::Hangup, Edge::Hangup]
+        );
+        assert_eq!(p.units[0].nodes[0].on_fault, None);
+    }
+
+    #[test]
+    fn defaults_are_filled_in_and_durations_are_milliseconds() {
+        let p = lower_src(
+            r#"flow f {
+  start named "f" -> m
+  menu m { timeout 500ms  on "1" -> r }
+  record r { on next -> bye  on failure -> bye }
+  hangup bye
+}"#,
+        );
+        let m = effect(&p, 0);
+        let ints = |e: &EffectNode| {
+            e.args
+                .iter()
+                .map(|a| match a {
+                    Expr::Const(v) => v.to_text(),
+                    other => format!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        // timeout, retries, interdigit, invalid_prompt
+        assert_eq!(ints(m), ["500", "2", "2000", ""]);
+        // recording defaults to the node's name; max_length, silence, beep.
+        assert_eq!(ints(effect(&p, 1)), ["r", "60000", "3000", "true"]);
+        assert_eq!(p.units[0].nodes[1].on_fault, Some(Edge::Node(2)));
+    }
+
+    #[test]
+    fn plus_is_typed_and_locals_are_slots() {
+        let p = lower_src(
+            r#"module m(a: int) -> done {
+  var s: string = "x" + str(a + 1)
+  play p { speak s  on next -> return done }
+}
+flow f { start named "f" -> c  call c { module m(a = 2)  on done -> bye }  hangup bye }"#,
+        );
+        let m = &p.units[p.unit_by_name("f.m").unwrap() as usize];
+        assert_eq!(m.params, 1);
+        assert_eq!(
+            m.locals
+                .iter()
+                .map(|l| (l.name.as_str(), l.ty))
+                .collect::<Vec<_>>(),
+            [("a", Ty::Int), ("s", Ty::Str)]
+        );
+        let Expr::Binary(BinOp::Concat, _, rhs) = &m.init[0].value else {
+            panic!("{:?}", m.init[0])
+        };
+        assert!(
+            matches!(&**rhs, Expr::Call(Builtin::Str, args) if matches!(&args[0], Expr::Binary(BinOp::Add, ..)))
+        );
+        assert_eq!(m.init[0].line, 2);
+        assert_eq!(
+            m.nodes[0].kind,
+            NodeKind::Effect(EffectNode {
+                action: Action::Play,
+                prompts: vec![PromptExpr::Speak(Expr::Local(1))],
+                args: vec![],
+                into: None,
+                results: vec![Edge::Return(0), Edge::Off, Edge::Return(0)],
+                keys: vec![],
+            })
+        );
+    }
+}
