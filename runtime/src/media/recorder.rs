@@ -70,6 +70,18 @@ pub struct Recording {
 }
 
 impl Recording {
+    /// Appends [`Recording::samples`] as little-endian PCM16: after streaming
+    /// with `drain_into`/`drain_recorded`, this is the tail of the message
+    /// (held-back frames and anything not yet drained) that completes the
+    /// file. The recorder is gone once finished, so draining afterwards
+    /// yields nothing.
+    pub fn append_pcm16_le(&self, out: &mut Vec<u8>) {
+        out.reserve(self.samples.len() * 2);
+        for &s in &self.samples {
+            out.extend_from_slice(&s.to_le_bytes());
+        }
+    }
+
     /// The message as a WAV file; complete only if nothing was drained.
     pub fn wav(&self) -> Vec<u8> {
         pcm16_wav(&self.samples)
@@ -342,9 +354,7 @@ mod tests {
         assert_eq!(bytes.len() / 2 + rec.samples.len(), 280 * FRAME_SAMPLES);
         let mut wav = super::super::wav_header(rec.total_samples).to_vec();
         wav.extend_from_slice(&bytes);
-        for s in &rec.samples {
-            wav.extend_from_slice(&s.to_le_bytes());
-        }
+        rec.append_pcm16_le(&mut wav);
         let all = load(&wav);
         assert_eq!(all.len(), 280 * FRAME_SAMPLES);
         assert_eq!(all[0], 3000);

@@ -393,6 +393,11 @@ impl MediaSession {
     /// Ends the recording and returns it; `reason` is used unless the
     /// recorder already stopped by itself. Audio still in the jitter buffer is
     /// included; an in-band tone that ended it (`StopReason::Dtmf`) is cut.
+    ///
+    /// When streaming, the returned [`Recording::samples`] are the tail of
+    /// the message that was never drained: append them
+    /// ([`Recording::append_pcm16_le`]) before rewriting the WAV header with
+    /// [`Recording::total_samples`]. `drain_recorded` after this returns 0.
     pub fn stop_recording(&mut self, reason: StopReason) -> Option<Recording> {
         self.flush_jitter();
         let mut rec = self.recorder.take()?;
