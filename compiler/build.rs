@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../stdlib");
+    // Read at run time: a build script binary compiled in another checkout
+    // sharing the target directory would otherwise carry that checkout's path.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for build scripts");
+    let root = Path::new(&manifest).join("../stdlib");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut sources = Vec::new();
     let mut prompts = Vec::new();
