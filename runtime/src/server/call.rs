@@ -477,10 +477,13 @@ impl CallIo {
                 _ => {}
             }
         };
+        // Whatever the recorder still held (its tail) comes with the Recording.
         let rec = self.session.stop_recording(reason);
         let mut active = self.recording.take()?;
         let mut rest = Vec::new();
-        self.session.drain_recorded(&mut rest);
+        if let Some(r) = &rec {
+            r.append_pcm16_le(&mut rest);
+        }
         let speech = rec.as_ref().is_some_and(|r| r.has_speech);
         if let Err(e) = active.file.append(&rest) {
             tracing::error!(call_id = %self.call_id, error = %e, "cannot write a recording");
