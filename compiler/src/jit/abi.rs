@@ -75,6 +75,18 @@ impl Ctx<'_> {
         }
     }
 
+    /// The text behind a handle, as an owned string: a temporary is moved
+    /// out (each temporary is the value of exactly one expression and is
+    /// consumed once), anything else is copied.
+    fn take(&mut self, h: i64) -> String {
+        if h >= self.mark as i64 {
+            if let Some(s) = self.strs.get_mut(h as usize) {
+                return std::mem::take(s);
+            }
+        }
+        self.text(h).to_string()
+    }
+
     /// A new temporary holding `s`.
     fn temp(&mut self, s: String) -> i64 {
         self.strs.push(s);
@@ -85,15 +97,6 @@ impl Ctx<'_> {
         self.fault = message;
         self.faulted = 1;
         0
-    }
-
-    /// A value of a known type from its native form.
-    fn value(&self, v: i64, string: bool) -> Value {
-        if string {
-            Value::Str(self.text(v).to_string())
-        } else {
-            Value::Int(v)
-        }
     }
 
     /// The native form of a value (strings become temporaries).
@@ -192,7 +195,7 @@ pub(crate) extern "C" fn vf_set_local(ctx: *mut Ctx, slot: i64, h: i64) {
     if slot == h || slot < 0 || slot as usize >= cx.mark {
         return;
     }
-    let v = cx.text(h).to_string();
+    let v = cx.take(h);
     cx.strs[slot as usize] = v;
 }
 
@@ -200,7 +203,7 @@ pub(crate) extern "C" fn vf_set_local(ctx: *mut Ctx, slot: i64, h: i64) {
 pub(crate) extern "C" fn vf_set_cp(ctx: *mut Ctx, i: i64, h: i64) {
     // SAFETY: as for vf_enter.
     let cx = unsafe { cx(ctx) };
-    let v = cx.text(h).to_string();
+    let v = cx.take(h);
     if let Some(slot) = cx.state.cp.get_mut(i as usize) {
         *slot = v;
     }
@@ -210,7 +213,7 @@ pub(crate) extern "C" fn vf_set_cp(ctx: *mut Ctx, i: i64, h: i64) {
 pub(crate) extern "C" fn vf_set_user(ctx: *mut Ctx, name: i64, h: i64) {
     // SAFETY: as for vf_enter.
     let cx = unsafe { cx(ctx) };
-    let (n, v) = (cx.text(name).to_string(), cx.text(h).to_string());
+    let (n, v) = (cx.text(name).to_string(), cx.take(h));
     cx.host.set_user_var(&n, v);
 }
 
@@ -223,7 +226,7 @@ pub(crate) extern "C" fn vf_str_op(ctx: *mut Ctx, op: i64, a: i64, b: i64) -> i6
     let Some(op) = BinOp::ALL.get(op as usize) else {
         return cx.fail("bad operator".into());
     };
-    let (x, y) = (cx.value(a, true), cx.value(b, true));
+    let (x, y) = (Value::Str(cx.take(a)), Value::Str(cx.take(b)));
     match eval::binary(*op, x, y) {
         Ok(v) => cx.native(v),
         Err(m) => cx.fail(m),
@@ -252,15 +255,19 @@ pub(crate) extern "C" fn vf_builtin(ctx: *mut Ctx, f: i64, a: i64, b: i64, c: i6
         return cx.fail("bad builtin".into());
     };
     let args = match f {
-        Builtin::Substr => vec![cx.value(a, true), Value::Int(b), Value::Int(c)],
-        Builtin::Replace => vec![cx.value(a, true), cx.value(b, true), cx.value(c, true)],
+        Builtin::Substr => vec![Value::Str(cx.take(a)), Value::Int(b), Value::Int(c)],
+        Builtin::Replace => vec![
+            Value::Str(cx.take(a)),
+            Value::Str(cx.take(b)),
+            Value::Str(cx.take(c)),
+        ],
         Builtin::Len
         | Builtin::Int
         | Builtin::Trim
         | Builtin::IsDigits
         | Builtin::Lower
         | Builtin::Upper => {
-            vec![cx.value(a, true)]
+            vec![Value::Str(cx.take(a))]
         }
         // Compiled natively; never called for these.
         Builtin::Str | Builtin::Abs | Builtin::Min | Builtin::Max => {
