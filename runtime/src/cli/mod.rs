@@ -12,10 +12,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "vflow", version, about = "Declarative call flows for voicemail and IVR: compiler, simulator and server")]
+#[command(name = "vflow", version = version(), about = "Declarative call flows for voicemail and IVR: compiler, simulator and server")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `vflow --version`: the version and the engine that runs flows here.
+fn version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| format!("{} (engine: {})", env!("CARGO_PKG_VERSION"), vflow_compiler::engine_name()))
 }
 
 #[derive(Subcommand, Debug)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 use vflow_compiler::exec::{self, CallInfo, Effect, Engine, Outcome, SimHost};
-use vflow_compiler::interp::Interpreter;
+use vflow_compiler::jit;
 
 #[derive(clap::Args, Debug)]
 pub struct SimulateArgs {
@@ -47,8 +47,9 @@ pub struct SimulateArgs {
     pub user: Vec<String>,
     #[arg(long, value_enum, default_value_t = SimFormat::Text)]
     pub format: SimFormat,
-    #[arg(long, value_enum, default_value_t = EngineKind::Interp)]
-    pub engine: EngineKind,
+    /// The engine; default: the JIT where Cranelift supports the host.
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
     /// Run the call N times and print the total time and nodes per second to stderr.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repeat: u64,
@@ -66,6 +67,8 @@ pub enum SimFormat {
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineKind {
+    /// Native code compiled by Cranelift (the interpreter where the host has no backend).
+    Jit,
     /// The reference interpreter.
     Interp,
 }
@@ -131,8 +134,17 @@ pub fn run(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let engine: Box<dyn Engine + '_> = match args.engine {
-        EngineKind::Interp => Box::new(Interpreter::new(&program)),
+    let kind = match args.engine {
+        Some(EngineKind::Jit) => jit::EngineKind::Jit,
+        Some(EngineKind::Interp) => jit::EngineKind::Interp,
+        None => jit::EngineKind::default_for_host(),
+    };
+    let engine: Box<dyn Engine + '_> = match jit::load(&program, kind) {
+        Ok(loaded) => Box::new(loaded),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
     let mut host = SimHost::new(clock.clone());
     host.user = user.clone();
@@ -177,11 +189,11 @@ pub fn run(args: SimulateArgs) -> ExitCode {
         }
         let secs = t0.elapsed().as_secs_f64();
         eprintln!(
-            "{n} runs in {:.3} ms ({:.3} µs/run): {nodes} nodes, {:.0} nodes/s [engine {:?}]",
+            "{n} runs in {:.3} ms ({:.3} µs/run): {nodes} nodes, {:.0} nodes/s [engine {}]",
             secs * 1e3,
             secs * 1e6 / n as f64,
             nodes as f64 / secs.max(1e-9),
-            args.engine
+            kind.name()
         );
     }
     match last {

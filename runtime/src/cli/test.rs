@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vflow_compiler::exec::{self, CallInfo, Effect, Outcome, SimHost, TraceStep};
-use vflow_compiler::interp::Interpreter;
+use vflow_compiler::jit;
 use vflow_compiler::ir::{self, Value};
 
 #[derive(clap::Args, Debug)]
@@ -20,6 +20,9 @@ pub struct TestArgs {
     /// Run only tests whose name contains this text.
     #[arg(long, value_name = "TEXT")]
     pub filter: Option<String>,
+    /// The engine; default: the JIT where Cranelift supports the host.
+    #[arg(long, value_enum)]
+    pub engine: Option<super::simulate::EngineKind>,
     #[command(flatten)]
     pub source: SourceOpts,
 }
@@ -251,6 +254,18 @@ fn run_file(path: &Path, args: &TestArgs, coverage: &mut Coverage) -> (usize, us
         }
     };
     coverage.add_program(&program);
+    let kind = match args.engine {
+        Some(super::simulate::EngineKind::Jit) => jit::EngineKind::Jit,
+        Some(super::simulate::EngineKind::Interp) => jit::EngineKind::Interp,
+        None => jit::EngineKind::default_for_host(),
+    };
+    let engine = match jit::load(&program, kind) {
+        Ok(e) => e,
+        Err(e) => {
+            println!("FAIL {shown}: {e}");
+            return (0, tests.len().max(1));
+        }
+    };
     let (mut passed, mut failed) = (0, 0);
     for t in &tests {
         if args
@@ -260,7 +275,7 @@ fn run_file(path: &Path, args: &TestArgs, coverage: &mut Coverage) -> (usize, us
         {
             continue;
         }
-        match run_test(&program, &tf.defaults, t, coverage) {
+        match run_test(&program, &engine, &tf.defaults, t, coverage) {
             Ok(()) => {
                 println!("ok   {shown}: {}", t.name);
                 passed += 1;
@@ -309,6 +324,7 @@ fn scalar_text(v: &serde_yaml::Value) -> String {
 
 fn run_test(
     program: &ir::Program,
+    engine: &dyn exec::Engine,
     defaults: &Call,
     t: &Test,
     coverage: &mut Coverage,
@@ -379,8 +395,7 @@ fn run_test(
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err("`outcomes` is a list or a comma-separated string".into()),
     };
-    let engine = Interpreter::new(program);
-    let trace = exec::drive(&engine, &mut state, &mut host, outcomes, 10_000);
+    let trace = exec::drive(engine, &mut state, &mut host, outcomes, 10_000);
     coverage.record(program, &host);
     check_expect(program, &state, &host, &trace, &t.expect)
 }
