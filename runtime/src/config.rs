@@ -21,6 +21,7 @@ pub struct Config {
     pub rtp: RtpConfig,
     pub routing: RoutingConfig,
     pub shutdown: ShutdownConfig,
+    pub voicemail: VoicemailConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -107,6 +108,7 @@ impl Default for Config {
             rtp: RtpConfig::default(),
             routing: RoutingConfig::default(),
             shutdown: ShutdownConfig::default(),
+            voicemail: VoicemailConfig::default(),
         }
     }
 }
@@ -151,6 +153,117 @@ impl Default for RoutingConfig {
             collect_user: "vmcollect".into(),
             queued_prefix: "queue-".into(),
             still_queued_prefix: "queue-again-".into(),
+        }
+    }
+}
+
+/// The mailbox store: PIN policy and lockout, limits, retention, seeded mailboxes.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VoicemailConfig {
+    pub pin: PinConfig,
+    pub limits: LimitsConfig,
+    pub retention: RetentionConfig,
+    /// How often housekeeping (retention) runs.
+    #[serde(with = "duration_text")]
+    pub housekeeping_every: Duration,
+    /// Mailboxes created at start when missing (the YAML never overwrites a PIN).
+    pub mailboxes: Vec<MailboxSeed>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PinConfig {
+    /// The shortest PIN `set_pin` and `vflow mailbox` accept (never less than 1).
+    pub min_length: usize,
+    /// The longest PIN accepted.
+    pub max_length: usize,
+    /// Wrong PINs in a row (over any number of calls) that lock a mailbox.
+    pub lockout_attempts: u32,
+    /// How long a locked mailbox refuses every PIN.
+    #[serde(with = "duration_text")]
+    pub lockout_for: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Messages (new and saved) a mailbox may hold before it is full.
+    pub max_messages: u32,
+    /// The longest message; a flow's `max_length` is cut to this.
+    #[serde(with = "duration_text")]
+    pub max_message_length: Duration,
+}
+
+/// How long a message stays in each folder before housekeeping removes it;
+/// `never` keeps it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    #[serde(with = "duration_or_never")]
+    pub new: Option<Duration>,
+    #[serde(with = "duration_or_never")]
+    pub saved: Option<Duration>,
+    #[serde(with = "duration_or_never")]
+    pub deleted: Option<Duration>,
+}
+
+/// A mailbox declared in the configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxSeed {
+    /// The mailbox number or name (letters, digits, `-_.+`).
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// The initial PIN, hashed when the mailbox is created; prefer `pin_hash`.
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// An argon2 PHC string (`$argon2id$...`), as `vflow mailbox show` prints none of.
+    #[serde(default)]
+    pub pin_hash: Option<String>,
+    #[serde(default)]
+    pub email: String,
+    /// `off`, `notify`, `attach` or `forward`.
+    #[serde(default)]
+    pub email_mode: Option<String>,
+    #[serde(default)]
+    pub max_messages: Option<u32>,
+    #[serde(default, with = "opt_duration_text")]
+    pub max_message_length: Option<Duration>,
+}
+
+impl Default for VoicemailConfig {
+    fn default() -> Self {
+        VoicemailConfig {
+            pin: PinConfig::default(),
+            limits: LimitsConfig::default(),
+            retention: RetentionConfig::default(),
+            housekeeping_every: Duration::from_secs(3600),
+            mailboxes: Vec::new(),
+        }
+    }
+}
+
+impl Default for PinConfig {
+    fn default() -> Self {
+        PinConfig { min_length: 4, max_length: 12, lockout_attempts: 5, lockout_for: Duration::from_secs(15 * 60) }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { max_messages: 100, max_message_length: Duration::from_secs(180) }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        RetentionConfig {
+            new: None,
+            saved: Some(Duration::from_secs(30 * DAY)),
+            deleted: Some(Duration::from_secs(DAY)),
         }
     }
 }
@@ -271,6 +384,70 @@ impl Config {
                 return Err(err(key, "a prefix cannot be empty (it would match every call)".into()));
             }
         }
+        self.validate_voicemail(name, text)
+    }
+
+    fn validate_voicemail(&self, name: &str, text: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: name.to_string(),
+            line: line_of_key(text, key),
+            column: None,
+            key: key.to_string(),
+            message,
+        };
+        let vm = &self.voicemail;
+        if vm.pin.min_length == 0 || vm.pin.min_length > 15 {
+            return Err(err("voicemail.pin.min_length", "must be between 1 and 15 digits".into()));
+        }
+        if vm.pin.max_length < vm.pin.min_length || vm.pin.max_length > 15 {
+            return Err(err("voicemail.pin.max_length", "must be between min_length and 15 digits".into()));
+        }
+        if vm.pin.lockout_attempts == 0 {
+            return Err(err("voicemail.pin.lockout_attempts", "must be at least 1".into()));
+        }
+        if vm.pin.lockout_for.is_zero() {
+            return Err(err("voicemail.pin.lockout_for", "must be longer than 0s".into()));
+        }
+        if vm.limits.max_messages == 0 {
+            return Err(err("voicemail.limits.max_messages", "must be at least 1".into()));
+        }
+        if vm.limits.max_message_length < Duration::from_secs(1) {
+            return Err(err("voicemail.limits.max_message_length", "must be at least 1s".into()));
+        }
+        if vm.housekeeping_every < Duration::from_secs(1) {
+            return Err(err("voicemail.housekeeping_every", "must be at least 1s".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for m in &vm.mailboxes {
+            let key = "voicemail.mailboxes";
+            if !crate::store::Store::valid_name(&m.id) {
+                return Err(err(key, format!("`{}` is not a mailbox id (letters, digits, `-_.+`, at most 64)", m.id)));
+            }
+            if !seen.insert(m.id.as_str()) {
+                return Err(err(key, format!("mailbox `{}` is declared twice", m.id)));
+            }
+            if m.pin.is_some() && m.pin_hash.is_some() {
+                return Err(err(key, format!("mailbox `{}`: give `pin` or `pin_hash`, not both", m.id)));
+            }
+            if let Some(pin) = &m.pin {
+                if let Err(why) = crate::voicemail::pin::check_policy(&vm.pin, &m.id, pin) {
+                    return Err(err(key, format!("mailbox `{}`: the PIN {why}", m.id)));
+                }
+            }
+            if let Some(h) = &m.pin_hash {
+                if !crate::voicemail::pin::is_hash(h) {
+                    return Err(err(key, format!("mailbox `{}`: `pin_hash` is not an argon2 PHC string", m.id)));
+                }
+            }
+            if let Some(mode) = &m.email_mode {
+                if crate::voicemail::EmailMode::parse(mode).is_none() {
+                    return Err(err(key, format!("mailbox `{}`: email_mode `{mode}`; use off, notify, attach or forward", m.id)));
+                }
+            }
+            if m.max_messages == Some(0) {
+                return Err(err(key, format!("mailbox `{}`: max_messages must be at least 1", m.id)));
+            }
+        }
         Ok(())
     }
 }
@@ -336,6 +513,7 @@ pub mod duration_text {
             "s" => n.saturating_mul(1000),
             "m" => n.saturating_mul(60_000),
             "h" => n.saturating_mul(3_600_000),
+            "d" => n.saturating_mul(86_400_000),
             _ => return Err(format!("`{s}` has no unit; write e.g. `30s`, `500ms`, `2m`")),
         };
         Ok(Duration::from_millis(ms))
@@ -344,6 +522,34 @@ pub mod duration_text {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
         parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A duration, or `never` (`None`).
+pub mod duration_or_never {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "never" {
+            return Ok(None);
+        }
+        let v = super::duration_text::parse(&s).map_err(|e| serde::de::Error::custom(format!("{e}, or `never`")))?;
+        Ok(Some(v))
+    }
+}
+
+/// An optional duration (`null` or absent: none).
+pub mod opt_duration_text {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => super::duration_text::parse(&s).map(Some).map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -362,6 +568,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/single-node.yaml");
         let c = Config::load(&path).unwrap();
         assert_eq!(c.sip.listen.port(), 5060);
+        assert_eq!(c.voicemail, VoicemailConfig::default(), "the example shows the defaults");
     }
 
     #[test]
@@ -376,6 +583,17 @@ mod tests {
         assert!(e.message.contains("no unit"), "{e}");
         let e = Config::parse("site.yaml", "sip:\n  trusted_peers: [10.0.0.0/33]\n").unwrap_err();
         assert!(e.message.contains("10.0.0.0/33"), "{e}");
+        let e = Config::parse("site.yaml", "voicemail:\n  pin:\n    min_length: 0\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (Some(3), "voicemail.pin.min_length"), "{e}");
+        let e = Config::parse("site.yaml", "voicemail:\n  retention:\n    saved: 3 weeks\n").unwrap_err();
+        assert!(e.message.contains("never"), "{e}");
+        let e = Config::parse("site.yaml", "voicemail:\n  mailboxes:\n    - {id: '201', pin: '1234'}\n").unwrap_err();
+        assert!(e.message.contains("201") && e.message.contains("PIN"), "{e}");
+        let e = Config::parse("site.yaml", "voicemail:\n  mailboxes:\n    - {id: '201', pim: '1234'}\n").unwrap_err();
+        assert!(e.message.contains("pim"), "{e}");
+        let c = Config::parse("site.yaml", "voicemail:\n  retention: {new: never, saved: 7d}\n").unwrap();
+        assert_eq!(c.voicemail.retention.new, None);
+        assert_eq!(c.voicemail.retention.saved, Some(Duration::from_secs(7 * 86_400)));
         let e = Config::parse("site.yaml", "node:\n  time_zone: Mars/Olympus\n").unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (Some(2), "node.time_zone"), "{e}");
     }

@@ -11,4 +11,5 @@ pub mod routing;
 pub mod server;
 pub mod sip;
 pub mod store;
+pub mod voicemail;
 pub mod world;

@@ -3,7 +3,6 @@
 use crate::config::Config;
 use crate::prompts::PromptLibrary;
 use crate::server::{self, flows::FlowSet, flows::UserVars};
-use crate::store::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -70,17 +69,15 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let (store, cleaned) = match Store::open(&config.node.data_dir) {
+    // Schema, recovery after a crash (reported in the log), seeded mailboxes.
+    let store = match crate::voicemail::open_for_server(&config.node.data_dir, &config.voicemail) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot open the data directory `{}`: {e}", config.node.data_dir.display());
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    if cleaned > 0 {
-        tracing::warn!(removed = cleaned, "removed partial recordings left by an interrupted run (their calls never got a success)");
-    }
-    let vars = match UserVars::open(config.node.data_dir.join("user_vars.json")) {
+    let vars = match UserVars::open(store.clone(), &config.node.data_dir.join("user_vars.json")) {
         Ok(v) => Arc::new(v),
         Err(e) => {
             eprintln!("error: cannot read user variables: {e}");

@@ -9,7 +9,9 @@ use super::{CallEvent, Shared, SipCommand};
 use crate::media::{self, Law, MediaConfig, MediaEvent, MediaSession, PlayItem, RecorderConfig, StopReason};
 use crate::routing::{self, CallTarget};
 use crate::sip::{self, CallHandle, IncomingCall, TransferOutcome};
-use crate::store::{MessageMeta, RecordingFile, Store};
+use crate::store::{Folder, NewMessage, RecordingFile, Store};
+use crate::voicemail::{self, Listing, pin};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +40,7 @@ pub async fn run(shared: Arc<Shared>, inc: IncomingCall, mut events: mpsc::Unbou
         call_id: inc.call_id.clone(),
         reason: if target.diverted_from.is_some() { "no_answer".into() } else { "direct".into() },
     };
+    let reason = info.reason.clone();
     let state = super::flows::start_call(&shared.flows, route.kind, &route.name, info);
     tracing::info!(call_id = %inc.call_id, from = %target.from_user, kind = route.kind, name = %route.name, known = state.is_some(), "incoming call");
 
@@ -95,6 +98,9 @@ pub async fn run(shared: Arc<Shared>, inc: IncomingCall, mut events: mpsc::Unbou
         tx: [0u8; 512],
         recording: None,
         recorded_ms: 0,
+        reason,
+        listings: HashMap::new(),
+        pending_greetings: HashMap::new(),
     };
 
     match state {
@@ -145,6 +151,12 @@ struct CallIo {
     tx: [u8; 512],
     recording: Option<ActiveRecording>,
     recorded_ms: u64,
+    /// `$REASON`: picks the busy or unavailable greeting.
+    reason: String,
+    /// Each mailbox as this call first saw it (message indices refer to it).
+    listings: HashMap<String, Listing>,
+    /// Greetings recorded in this call, by (mailbox, kind), until `set_greeting`.
+    pending_greetings: HashMap<(String, String), String>,
 }
 
 impl CallIo {
@@ -158,7 +170,12 @@ impl CallIo {
                 let unit = &flows.program.units[u as usize];
                 format!("{}.{}", unit.name, unit.nodes.get(n as usize).map_or("?", |x| x.name.as_str()))
             });
-            tracing::info!(call_id = %self.call_id, node = node.as_deref().unwrap_or("-"), effect = %effect.to_text(), "effect");
+            let shown = match &effect {
+                // PINs are never logged.
+                Effect::VerifyPin { mailbox, .. } | Effect::SetPin { mailbox, .. } => format!("{} mailbox={mailbox} (PIN not logged)", effect.name()),
+                _ => effect.to_text(),
+            };
+            tracing::info!(call_id = %self.call_id, node = node.as_deref().unwrap_or("-"), effect = %shown, "effect");
             outcome = match &effect {
                 Effect::Hangup { prompts } => {
                     self.play_prompts(prompts, false).await;
@@ -211,19 +228,26 @@ impl CallIo {
                 let until = Instant::now() + Duration::from_millis(*duration_ms);
                 self.hold(music, until).await
             }
-            // The mailbox database, voicemail-to-email and text-to-speech
-            // belong to the voicemail issue; until then these actions take
-            // their `failure` result and say why in the log.
-            Effect::VerifyPin { .. }
-            | Effect::MessageCount { .. }
-            | Effect::PlayMessage { .. }
-            | Effect::SaveMessage { .. }
-            | Effect::DeleteMessage { .. }
-            | Effect::RecordGreeting { .. }
-            | Effect::SetGreeting { .. }
-            | Effect::SetPin { .. }
-            | Effect::Email { .. } => {
-                tracing::warn!(call_id = %self.call_id, action = effect.name(), "this server has no mailbox database yet; taking `failure`");
+            Effect::VerifyPin { mailbox, pin } => self.verify_pin(mailbox, pin).await,
+            Effect::MessageCount { mailbox, folder } => self.message_count(mailbox, folder).await,
+            Effect::PlayMessage { prompts, mailbox, folder, index, envelope, barge_in } => {
+                self.play_message(prompts, mailbox, folder, *index, *envelope, *barge_in).await
+            }
+            Effect::SaveMessage { prompts, mailbox, folder, index } => {
+                self.move_message(prompts, mailbox, folder, *index, Folder::Saved).await
+            }
+            Effect::DeleteMessage { prompts, mailbox, folder, index } => {
+                self.move_message(prompts, mailbox, folder, *index, Folder::Deleted).await
+            }
+            Effect::RecordGreeting { prompts, mailbox, kind, max_length_ms } => {
+                self.record_greeting(prompts, mailbox, kind, *max_length_ms).await
+            }
+            Effect::SetGreeting { prompts, mailbox, kind, use_ } => self.set_greeting(prompts, mailbox, kind, use_).await,
+            Effect::SetPin { prompts, mailbox, pin } => self.set_pin(prompts, mailbox, pin).await,
+            // Voicemail-to-email and text-to-speech are not in this server yet:
+            // `email` takes its `failure` result and says why in the log.
+            Effect::Email { .. } => {
+                tracing::warn!(call_id = %self.call_id, action = effect.name(), "this server sends no email yet; taking `failure`");
                 Outcome::Fail
             }
             Effect::Hangup { .. } | Effect::Fault { .. } | Effect::Ended => Outcome::Hangup,
@@ -514,16 +538,26 @@ impl CallIo {
             tracing::info!(call_id = %self.call_id, %mailbox, "leave_mail: not a mailbox name");
             return Outcome::Fail;
         }
+        // Unknown and full mailboxes fail before anything is played, alike.
+        let (cfg, mb) = (self.shared.config.voicemail.clone(), mailbox.to_string());
+        let max_length_ms = match self.with_store(move |s| voicemail::can_take(s, &cfg, &mb)).await {
+            Some(Ok(Ok(m))) => max_length_ms.min(m.length_limit_ms(&self.shared.config.voicemail)),
+            Some(Ok(Err(why))) => {
+                tracing::info!(call_id = %self.call_id, %mailbox, ?why, "leave_mail: the mailbox takes no message");
+                return Outcome::Fail;
+            }
+            Some(Err(e)) => {
+                tracing::error!(call_id = %self.call_id, %mailbox, error = %e, "leave_mail: cannot read the mailbox");
+                return Outcome::Fail;
+            }
+            None => return Outcome::Fail,
+        };
         if let Heard::HungUp = self.play_prompts(prompts, false).await {
             return Outcome::Hangup;
         }
         if greeting {
-            let mut items = vec![PromptItem::File("greet-ext.wav".into())];
-            items.push(PromptItem::Say { say: SayMode::Digits, value: mailbox.to_string() });
-            items.push(PromptItem::File("greet-unavailable.wav".into()));
-            items.push(PromptItem::File("greet-leave.wav".into()));
             // Any key skips the greeting, as callers expect.
-            if let Heard::HungUp = self.play_prompts(&items, true).await {
+            if let Heard::HungUp = self.greeting(mailbox).await {
                 return Outcome::Hangup;
             }
         }
@@ -554,23 +588,21 @@ impl CallIo {
                     continue;
                 }
                 _ => {
-                    let meta = MessageMeta {
-                        id: id.clone(),
+                    let meta = NewMessage {
                         mailbox: mailbox.to_string(),
                         caller: self.caller.clone(),
                         caller_name: self.caller_name.clone(),
-                        received: jiff::Timestamp::now().to_zoned_datetime(self.shared.tz.clone()).timestamp().to_string(),
-                        duration_ms: file.duration_ms(),
+                        received_ms: crate::store::now_ms(),
                         priority: priority.to_string(),
-                        folder: "new".into(),
+                        origin_node: self.shared.config.node.name.clone(),
                         call_id: self.call_id.clone(),
-                        node: node.to_string(),
+                        flow_node: node.to_string(),
                     };
                     let store = self.shared.store.clone();
                     let committed = tokio::task::spawn_blocking(move || store.commit_message(file, &meta)).await;
                     return match committed {
-                        Ok(Ok(path)) => {
-                            tracing::info!(call_id = %self.call_id, %mailbox, path = %path.display(), ms = self.recorded_ms, "message stored");
+                        Ok(Ok(m)) => {
+                            tracing::info!(call_id = %self.call_id, %mailbox, message = %m.id, ms = m.duration_ms, "message stored");
                             if self.ended { Outcome::Hangup } else { Outcome::Ok }
                         }
                         Ok(Err(e)) => {
@@ -644,6 +676,308 @@ impl CallIo {
                 if self.ended { Outcome::Hangup } else { Outcome::Recorded { ms } }
             }
             _ => Outcome::Fail,
+        }
+    }
+
+    // ---- mailboxes -------------------------------------------------------------
+
+    /// Runs store work (SQLite, fsync, argon2) off the async threads; `None` if it panicked.
+    async fn with_store<T: Send + 'static>(&self, f: impl FnOnce(&Store) -> T + Send + 'static) -> Option<T> {
+        let store = self.shared.store.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::error!(call_id = %self.call_id, error = %e, "store work panicked");
+                None
+            }
+        }
+    }
+
+    /// The mailbox as this call first saw it (taken on first use, then kept);
+    /// `None` for an unknown mailbox or a store error (logged).
+    async fn listing(&mut self, mailbox: &str) -> Option<Listing> {
+        if let Some(l) = self.listings.get(mailbox) {
+            return Some(l.clone());
+        }
+        let mb = mailbox.to_string();
+        match self.with_store(move |s| Listing::take(s, &mb)).await? {
+            Ok(Some(l)) => {
+                self.listings.insert(mailbox.to_string(), l.clone());
+                Some(l)
+            }
+            Ok(None) => {
+                tracing::info!(call_id = %self.call_id, %mailbox, "no such mailbox");
+                None
+            }
+            Err(e) => {
+                tracing::error!(call_id = %self.call_id, %mailbox, error = %e, "cannot list a mailbox");
+                None
+            }
+        }
+    }
+
+    /// The greeting `leave_mail` plays: the mailbox's temporary greeting, else
+    /// its busy or unavailable one by `$REASON`, else the default prompts
+    /// (greet-ext, the recorded name or the number, greet-busy or
+    /// greet-unavailable, greet-leave). With barge-in.
+    async fn greeting(&mut self, mailbox: &str) -> Heard {
+        let kind = if self.reason == "busy" { "busy" } else { "unavailable" };
+        let mb = mailbox.to_string();
+        let found = self
+            .with_store(move |s| -> crate::store::Result<(Option<media::Samples>, Option<media::Samples>)> {
+                let audio = |k: &str| -> crate::store::Result<Option<media::Samples>> {
+                    match s.active_greeting(&mb, k)? {
+                        Some(g) => Ok(Some(s.greeting_audio(&g)?)),
+                        None => Ok(None),
+                    }
+                };
+                let own = match audio("temporary")? {
+                    Some(a) => Some(a),
+                    None => audio(kind)?,
+                };
+                let name = if own.is_none() { audio("name")? } else { None };
+                Ok((own, name))
+            })
+            .await;
+        let (own, name) = match found {
+            Some(Ok(x)) => x,
+            Some(Err(e)) => {
+                tracing::warn!(call_id = %self.call_id, %mailbox, error = %e, "cannot read a greeting; playing the default");
+                (None, None)
+            }
+            None => (None, None),
+        };
+        if let Some(own) = own {
+            self.session.play(PlayItem::Samples(own));
+            return self.play_prompts(&[], true).await;
+        }
+        self.enqueue(&[PromptItem::File("greet-ext.wav".into())]);
+        match name {
+            Some(n) => self.session.play(PlayItem::Samples(n)),
+            None if mailbox.bytes().all(|b| b.is_ascii_digit()) => {
+                self.enqueue(&[PromptItem::Say { say: SayMode::Digits, value: mailbox.to_string() }]);
+            }
+            None => {}
+        }
+        let reason = if kind == "busy" { "greet-busy.wav" } else { "greet-unavailable.wav" };
+        let rest = [PromptItem::File(reason.into()), PromptItem::File("greet-leave.wav".into())];
+        self.play_prompts(&rest, true).await
+    }
+
+    async fn verify_pin(&mut self, mailbox: &str, pin: &str) -> Outcome {
+        let cfg = self.shared.config.voicemail.pin.clone();
+        let (mb, p, call_id, caller) = (mailbox.to_string(), pin.to_string(), self.call_id.clone(), self.caller.clone());
+        let r = self
+            .with_store(move |s| {
+                let who = pin::Attempt { call_id: &call_id, caller: &caller };
+                pin::verify(s, &cfg, &mb, &p, crate::store::now_ms(), &who)
+            })
+            .await;
+        match r {
+            Some(Ok(pin::PinCheck::Valid)) => Outcome::Valid,
+            Some(Ok(pin::PinCheck::Invalid)) => Outcome::Invalid,
+            Some(Ok(pin::PinCheck::Locked)) => Outcome::Locked,
+            Some(Err(e)) => {
+                tracing::error!(call_id = %self.call_id, %mailbox, error = %e, "cannot check a PIN; refusing it");
+                Outcome::Invalid
+            }
+            None => Outcome::Invalid,
+        }
+    }
+
+    async fn message_count(&mut self, mailbox: &str, folder: &str) -> Outcome {
+        let Some(f) = Folder::parse(folder) else { return Outcome::Fail };
+        match self.listing(mailbox).await {
+            Some(l) => Outcome::Count(l.count(f) as i64),
+            None => Outcome::Fail,
+        }
+    }
+
+    /// The message at `index` of the call's listing, as the store has it now.
+    async fn listed_message(&mut self, mailbox: &str, folder: &str, index: i64) -> Option<(Folder, crate::store::Message)> {
+        let f = Folder::parse(folder)?;
+        let id = self.listing(mailbox).await?.get(f, index)?.to_string();
+        match self.with_store(move |s| s.message(&id)).await? {
+            Ok(Some(m)) => Some((f, m)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(call_id = %self.call_id, %mailbox, error = %e, "cannot read a message");
+                None
+            }
+        }
+    }
+
+    /// "From 3 0 0 / from an unknown caller, received today / Monday March 3rd, at 9:05 AM".
+    fn envelope(&self, m: &crate::store::Message) -> Vec<PromptItem> {
+        let mut v = Vec::new();
+        if m.priority == "urgent" {
+            v.push(PromptItem::File("env-urgent.wav".into()));
+        }
+        if !m.caller.is_empty() && m.caller.bytes().all(|b| b.is_ascii_digit()) {
+            v.push(PromptItem::File("env-from.wav".into()));
+            v.push(PromptItem::Say { say: SayMode::Digits, value: m.caller.clone() });
+        } else {
+            v.push(PromptItem::File("env-unknown.wav".into()));
+        }
+        if let Ok(ts) = jiff::Timestamp::from_millisecond(m.received_ms) {
+            let when = ts.to_zoned_datetime(self.shared.tz.clone());
+            let today = jiff::Timestamp::now().to_zoned_datetime(self.shared.tz.clone()).date();
+            v.push(PromptItem::File("env-received.wav".into()));
+            if when.date() == today {
+                v.push(PromptItem::File("env-today.wav".into()));
+            } else if today.yesterday().is_ok_and(|y| y == when.date()) {
+                v.push(PromptItem::File("env-yesterday.wav".into()));
+            } else {
+                v.push(PromptItem::Say { say: SayMode::Date, value: when.date().to_string() });
+            }
+            v.push(PromptItem::File("env-at.wav".into()));
+            v.push(PromptItem::Say { say: SayMode::Time, value: format!("{:02}:{:02}", when.hour(), when.minute()) });
+        }
+        v
+    }
+
+    /// The node's prompts, the envelope, then the audio; a new message becomes
+    /// saved when its audio starts. A message deleted since the listing was
+    /// taken (and not being played from `deleted`) is gone: `failure`.
+    async fn play_message(&mut self, prompts: &[PromptItem], mailbox: &str, folder: &str, index: i64, envelope: bool, barge_in: bool) -> Outcome {
+        let Some((f, m)) = self.listed_message(mailbox, folder, index).await else { return Outcome::Fail };
+        if m.folder == Folder::Deleted && f != Folder::Deleted {
+            return Outcome::Fail;
+        }
+        let m2 = m.clone();
+        let audio = match self.with_store(move |s| s.message_audio(&m2)).await {
+            Some(Ok(a)) => a,
+            Some(Err(e)) => {
+                tracing::error!(call_id = %self.call_id, %mailbox, message = %m.id, error = %e, "cannot read a message's audio");
+                return Outcome::Fail;
+            }
+            None => return Outcome::Fail,
+        };
+        let mut items = prompts.to_vec();
+        if envelope {
+            items.extend(self.envelope(&m));
+        }
+        match self.play_prompts(&items, barge_in).await {
+            Heard::Key(k) => return Outcome::Keys(k.to_string()),
+            Heard::HungUp => return Outcome::Hangup,
+            Heard::Done(_) => {}
+        }
+        if m.folder == Folder::New {
+            let id = m.id.clone();
+            if let Some(Err(e)) = self.with_store(move |s| s.move_message(&id, Folder::Saved)).await {
+                tracing::error!(call_id = %self.call_id, %mailbox, message = %m.id, error = %e, "cannot mark a message heard");
+            }
+        }
+        self.session.play(PlayItem::Samples(audio));
+        match self.play_prompts(&[], barge_in).await {
+            Heard::Key(k) => Outcome::Keys(k.to_string()),
+            Heard::HungUp => Outcome::Hangup,
+            Heard::Done(_) => Outcome::Ok,
+        }
+    }
+
+    /// `save_message` (also undeletes) and `delete_message` (marks; housekeeping removes).
+    async fn move_message(&mut self, prompts: &[PromptItem], mailbox: &str, folder: &str, index: i64, to: Folder) -> Outcome {
+        if let Heard::HungUp = self.play_prompts(prompts, false).await {
+            return Outcome::Hangup;
+        }
+        let Some((_, m)) = self.listed_message(mailbox, folder, index).await else { return Outcome::Fail };
+        let id = m.id.clone();
+        match self.with_store(move |s| s.move_message(&id, to)).await {
+            Some(Ok(_)) => {
+                tracing::info!(call_id = %self.call_id, %mailbox, message = %m.id, folder = %to, "message moved");
+                Outcome::Ok
+            }
+            Some(Err(e)) => {
+                tracing::info!(call_id = %self.call_id, %mailbox, message = %m.id, error = %e, "cannot move a message");
+                Outcome::Fail
+            }
+            None => Outcome::Fail,
+        }
+    }
+
+    /// Records a greeting after a beep; it waits, pending, for `set_greeting`.
+    async fn record_greeting(&mut self, prompts: &[PromptItem], mailbox: &str, kind: &str, max_ms: u64) -> Outcome {
+        if !matches!(kind, "unavailable" | "busy" | "name" | "temporary") || self.listing(mailbox).await.is_none() {
+            return Outcome::Fail;
+        }
+        if let Heard::HungUp = self.play_prompts(prompts, false).await {
+            return Outcome::Hangup;
+        }
+        self.session.play_beep();
+        while self.session.is_playing() {
+            if self.next(None).await == Io::HungUp {
+                return Outcome::Hangup;
+            }
+        }
+        let Some((file, _)) = self.capture(&new_id(), max_ms, Some(3000)).await else {
+            return if self.ended { Outcome::Hangup } else { Outcome::Timeout };
+        };
+        let ms = file.duration_ms();
+        let (mb, k) = (mailbox.to_string(), kind.to_string());
+        match self.with_store(move |s| s.commit_greeting(file, &mb, &k)).await {
+            Some(Ok(id)) => {
+                tracing::info!(call_id = %self.call_id, %mailbox, %kind, ms, "greeting recorded (pending)");
+                self.pending_greetings.insert((mailbox.to_string(), kind.to_string()), id);
+                if self.ended { Outcome::Hangup } else { Outcome::Recorded { ms } }
+            }
+            Some(Err(e)) => {
+                tracing::error!(call_id = %self.call_id, %mailbox, error = %e, "cannot store a greeting");
+                Outcome::Fail
+            }
+            None => Outcome::Fail,
+        }
+    }
+
+    /// `use "recorded"`: activates the greeting this call recorded; `"default"`: the system greeting.
+    async fn set_greeting(&mut self, prompts: &[PromptItem], mailbox: &str, kind: &str, use_: &str) -> Outcome {
+        if let Heard::HungUp = self.play_prompts(prompts, false).await {
+            return Outcome::Hangup;
+        }
+        let key = (mailbox.to_string(), kind.to_string());
+        let id = match use_ {
+            "recorded" => match self.pending_greetings.get(&key) {
+                Some(id) => Some(id.clone()),
+                None => {
+                    tracing::info!(call_id = %self.call_id, %mailbox, %kind, "set_greeting: nothing recorded in this call");
+                    return Outcome::Fail;
+                }
+            },
+            "default" => None,
+            _ => return Outcome::Fail,
+        };
+        let (mb, k, id2) = (mailbox.to_string(), kind.to_string(), id.clone());
+        match self.with_store(move |s| s.activate_greeting(&mb, &k, id2.as_deref())).await {
+            Some(Ok(())) => {
+                self.pending_greetings.remove(&key);
+                tracing::info!(call_id = %self.call_id, %mailbox, %kind, recorded = id.is_some(), "greeting set");
+                Outcome::Ok
+            }
+            Some(Err(e)) => {
+                tracing::error!(call_id = %self.call_id, %mailbox, error = %e, "cannot set a greeting");
+                Outcome::Fail
+            }
+            None => Outcome::Fail,
+        }
+    }
+
+    async fn set_pin(&mut self, prompts: &[PromptItem], mailbox: &str, new_pin: &str) -> Outcome {
+        if let Heard::HungUp = self.play_prompts(prompts, false).await {
+            return Outcome::Hangup;
+        }
+        let cfg = self.shared.config.voicemail.pin.clone();
+        let (mb, p, call_id, caller) = (mailbox.to_string(), new_pin.to_string(), self.call_id.clone(), self.caller.clone());
+        let r = self
+            .with_store(move |s| pin::set_pin(s, &cfg, &mb, &p, &pin::Attempt { call_id: &call_id, caller: &caller }))
+            .await;
+        match r {
+            Some(Ok(pin::SetPin::Changed)) => Outcome::Ok,
+            Some(Ok(pin::SetPin::Refused(_))) => Outcome::Invalid,
+            Some(Err(e)) => {
+                tracing::info!(call_id = %self.call_id, %mailbox, error = %e, "cannot change a PIN");
+                Outcome::Fail
+            }
+            None => Outcome::Fail,
         }
     }
 

@@ -2,7 +2,6 @@
 //! it, plus the host (clock, persistent user variables) every call uses.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use vflow_compiler::exec::{self, Effect, Engine, Host, Outcome, State};
 use vflow_compiler::interp::Interpreter;
@@ -56,23 +55,37 @@ impl FlowSet {
 }
 
 /// `user.NAME` variables: server-wide, persistent across calls and restarts
-/// (a JSON file under the data directory, replaced atomically on change).
+/// (the `user_vars` table of the voicemail store; read from memory, every
+/// change committed before `set` returns).
 #[derive(Debug)]
 pub struct UserVars {
-    path: PathBuf,
+    store: crate::store::Store,
     vars: Mutex<BTreeMap<String, String>>,
 }
 
 impl UserVars {
-    pub fn open(path: PathBuf) -> std::io::Result<UserVars> {
-        let vars = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+    /// Loads the variables from the store. A `user_vars.json` left by an older
+    /// vflow at `legacy` is imported once (values in the store win) and renamed
+    /// to `user_vars.json.imported`.
+    pub fn open(store: crate::store::Store, legacy: &std::path::Path) -> std::io::Result<UserVars> {
+        let to_io = |e: crate::store::StoreError| std::io::Error::other(e.to_string());
+        match std::fs::read(legacy) {
+            Ok(bytes) => {
+                let old: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", legacy.display()))
+                })?;
+                let have: BTreeMap<String, String> = store.user_vars().map_err(to_io)?.into_iter().collect();
+                for (k, v) in old.iter().filter(|(k, _)| !have.contains_key(*k)) {
+                    store.set_user_var(k, v).map_err(to_io)?;
+                }
+                std::fs::rename(legacy, legacy.with_extension("json.imported"))?;
+                tracing::info!(file = %legacy.display(), count = old.len(), "imported user variables into the store");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
-        };
-        Ok(UserVars { path, vars: Mutex::new(vars) })
+        }
+        let vars = store.user_vars().map_err(to_io)?.into_iter().collect();
+        Ok(UserVars { store, vars: Mutex::new(vars) })
     }
 
     pub fn get(&self, name: &str) -> String {
@@ -80,21 +93,15 @@ impl UserVars {
     }
 
     pub fn set(&self, name: &str, value: String) {
-        let snapshot = {
-            let mut v = self.vars.lock().expect("user vars lock is never poisoned: no panics while held");
-            if v.get(name) == Some(&value) {
-                return;
-            }
-            v.insert(name.to_string(), value);
-            serde_json::to_vec_pretty(&*v).expect("strings serialize")
-        };
-        let tmp = self.path.with_extension("json.part");
-        let written = std::fs::write(&tmp, &snapshot)
-            .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-            .and_then(|_| std::fs::rename(&tmp, &self.path));
-        if let Err(e) = written {
-            tracing::error!(file = %self.path.display(), error = %e, "cannot save user variables");
+        let mut v = self.vars.lock().expect("user vars lock is never poisoned: no panics while held");
+        if v.get(name) == Some(&value) {
+            return;
         }
+        // Under the lock, so the store sees changes in the order memory does.
+        if let Err(e) = self.store.set_user_var(name, &value) {
+            tracing::error!(var = %name, error = %e, "cannot save a user variable; it holds for this run only");
+        }
+        v.insert(name.to_string(), value);
     }
 }
 

@@ -142,6 +142,7 @@ pub async fn run(
         next_conn: 0,
     };
     let mut sip_task = tokio::spawn(driver.run(tcp, cmd_rx, stop_rx));
+    let housekeeping = tokio::spawn(housekeeping(shared.clone()));
 
     tokio::select! {
         _ = shutdown => {}
@@ -169,8 +170,28 @@ pub async fn run(
     // Let the BYEs go out.
     tokio::time::sleep(Duration::from_millis(100)).await;
     sip_task.abort();
+    housekeeping.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Voicemail retention, every `voicemail.housekeeping_every` (first run at start).
+async fn housekeeping(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(shared.config.voicemail.housekeeping_every);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let (store, cfg) = (shared.store.clone(), shared.config.voicemail.clone());
+        let now = crate::store::now_ms();
+        match tokio::task::spawn_blocking(move || crate::voicemail::housekeeping::run(&store, &cfg, now)).await {
+            Ok(Ok(r)) if r.total() > 0 => {
+                tracing::info!(new = r.new, saved = r.saved, deleted = r.deleted, greetings = r.pending_greetings, "housekeeping done")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "housekeeping failed"),
+            Err(e) => tracing::error!(error = %e, "housekeeping panicked"),
+        }
+    }
 }
 
 fn seed() -> u64 {
