@@ -9,7 +9,7 @@
 //! - `h >= 0` indexes [`Ctx::strs`]. Indices `0..mark` are the *homes* of the
 //!   current frame's string locals (local `i` lives at handle `i`, so reading a
 //!   string local costs nothing); indices `mark..` are temporaries, dropped
-//!   when the next node starts ([`vf_enter`]).
+//!   when a later node makes its first temporary.
 //! - `h < 0` names the compiled program's string constant `!h` (read-only,
 //!   owned by the `CompiledProgram`).
 //!
@@ -25,7 +25,9 @@
 //! `Vec<i64>` the trampoline owns, indexed only by verified local numbers) and
 //! [`Ctx::out`] (a `Vec<i64>` sized at compile time for the largest list of
 //! call or effect arguments). Native code reads and writes only the header
-//! fields `slots`, `fuel`, `faulted` and `out`; everything else is Rust's.
+//! fields `slots`, `fuel`, `faulted`, `out`, `visits` and `vbuf` (and the
+//! visit buffer, `VISIT_BUF` i64s the trampoline owns); everything else is
+//! Rust's.
 //! No host function returns a pointer, and none keeps one past its return.
 //!
 //! Host functions never unwind: they do not panic on any input (every
@@ -36,7 +38,7 @@ use crate::interp::eval;
 use crate::ir::{BinOp, Builtin, Program, SysVar, Value};
 
 /// The per-resume context. `repr(C)` because native code reads and writes the
-/// first four fields at the offsets below.
+/// first six fields at the offsets below.
 #[repr(C)]
 pub(crate) struct Ctx<'a> {
     /// The current frame's slots (ints, bools 0/1, string homes).
@@ -48,6 +50,15 @@ pub(crate) struct Ctx<'a> {
     pub faulted: i64,
     /// Where native code leaves the values of call and effect arguments.
     pub out: *mut i64,
+    /// Nodes started in this native call; also the temporaries' epoch.
+    pub visits: i64,
+    /// The last `VISIT_BUF` nodes started (`vbuf[visits % VISIT_BUF]`),
+    /// handed to `Host::node_entered` when full and when native code returns.
+    pub vbuf: *mut i64,
+    /// Visits already handed to the host.
+    pub flushed: i64,
+    /// The `visits` value when the current temporaries were made.
+    pub temp_epoch: i64,
     pub state: &'a mut State,
     pub host: &'a mut dyn Host,
     pub program: &'a Program,
@@ -64,6 +75,10 @@ pub(crate) const OFF_SLOTS: i32 = std::mem::offset_of!(Ctx<'static>, slots) as i
 pub(crate) const OFF_FUEL: i32 = std::mem::offset_of!(Ctx<'static>, fuel) as i32;
 pub(crate) const OFF_FAULTED: i32 = std::mem::offset_of!(Ctx<'static>, faulted) as i32;
 pub(crate) const OFF_OUT: i32 = std::mem::offset_of!(Ctx<'static>, out) as i32;
+pub(crate) const OFF_VISITS: i32 = std::mem::offset_of!(Ctx<'static>, visits) as i32;
+pub(crate) const OFF_VBUF: i32 = std::mem::offset_of!(Ctx<'static>, vbuf) as i32;
+/// Entries of `Ctx::vbuf` (a power of two).
+pub(crate) const VISIT_BUF: usize = 256;
 
 impl Ctx<'_> {
     /// The text behind a handle.
@@ -87,10 +102,26 @@ impl Ctx<'_> {
         self.text(h).to_string()
     }
 
-    /// A new temporary holding `s`.
+    /// A new temporary holding `s`. The first temporary of a node drops
+    /// those of the nodes before: each is consumed within its node.
     fn temp(&mut self, s: String) -> i64 {
+        if self.temp_epoch != self.visits {
+            self.strs.truncate(self.mark);
+            self.temp_epoch = self.visits;
+        }
         self.strs.push(s);
         (self.strs.len() - 1) as i64
+    }
+
+    /// Hands the first `n` entries of the visit buffer to the host.
+    pub fn flush_visits(&mut self, n: usize) {
+        let buf = self.vbuf;
+        for i in 0..n.min(VISIT_BUF) {
+            // SAFETY: `vbuf` points at `VISIT_BUF` i64s owned by the trampoline for this call.
+            let node = unsafe { *buf.add(i) };
+            self.host.node_entered(self.unit, node as u32);
+        }
+        self.flushed += n as i64;
     }
 
     fn fail(&mut self, message: String) -> i64 {
@@ -138,21 +169,16 @@ pub(crate) const F_DIV: i64 = 4;
 pub(crate) const F_REM: i64 = 5;
 pub(crate) const F_ABS: i64 = 6;
 
-/// A node starts: count it, record it as the last node, tell the host, and
-/// drop the previous node's temporaries.
-pub(crate) extern "C" fn vf_enter(ctx: *mut Ctx, node: i64) {
+/// The visit buffer is full: hand it to the host.
+pub(crate) extern "C" fn vf_flush(ctx: *mut Ctx) {
     // SAFETY: called only by native code with its context (module docs).
     let cx = unsafe { cx(ctx) };
-    cx.state.steps += 1;
-    cx.state.last_node = Some((cx.unit, node as u32));
-    cx.host.node_entered(cx.unit, node as u32);
-    let mark = cx.mark;
-    cx.strs.truncate(mark);
+    cx.flush_visits(VISIT_BUF);
 }
 
 /// Records the message of a fixed fault (see [`FAULTS`]).
 pub(crate) extern "C" fn vf_fault(ctx: *mut Ctx, code: i64) {
-    // SAFETY: as for vf_enter.
+    // SAFETY: as for vf_flush.
     let cx = unsafe { cx(ctx) };
     cx.fault = FAULTS
         .get(code as usize)
@@ -163,7 +189,7 @@ pub(crate) extern "C" fn vf_fault(ctx: *mut Ctx, code: i64) {
 
 /// `$CPn` as a temporary.
 pub(crate) extern "C" fn vf_cp(ctx: *mut Ctx, i: i64) -> i64 {
-    // SAFETY: as for vf_enter.
+    // SAFETY: as for vf_flush.
     let cx = unsafe { cx(ctx) };
     let s = cx.state.cp.get(i as usize).cloned().unwrap_or_default();
     cx.temp(s)
@@ -171,7 +197,7 @@ pub(crate) extern "C" fn vf_cp(ctx: *mut Ctx, i: i64) -> i64 {
 
 /// A system variable (`SysVar::ALL[i]`) as a temporary.
 pub(crate) extern "C" fn vf_sys(ctx: *mut Ctx, i: i64) -> i64 {
-    // SAFETY: as for vf_enter.
+    // SAFETY: as for vf_flush.
     let cx = unsafe { cx(ctx) };
     let Some(v) = SysVar::ALL.get(i as usize) else {
         return cx.temp(String::new());
@@ -182,7 +208,7 @@ pub(crate) extern "C" fn vf_sys(ctx: *mut Ctx, i: i64) -> i64 {
 
 /// `user.NAME` (the name is constant `name`) as a temporary.
 pub(crate) extern "C" fn vf_user(ctx: *mut Ctx, name: i64) -> i64 {
-    // SAFETY: as for vf_enter.
+    // SAFETY: as for vf_flush.
     let cx = unsafe { cx(ctx) };
     let s = cx.host.user_var(cx.text(name));
     cx.temp(s)
@@ -190,7 +216,7 @@ pub(crate) extern "C" fn vf_user(ctx: *mut Ctx, name: i64) -> i64 {
 
 /// `local = h` for a string local: copies into the local's home.
 pub(crate) extern "C" fn vf_set_local(ctx: *mut Ctx, slot: i64, h: i64) {
-    // SAFETY: as for vf_enter.
+    // SAFETY: as for vf_flush.
     let cx = unsafe { cx(ctx) };
     if slot == h || slot < 0 || slot as usize >= cx.mark {
         return;
@@ -201,7 +227,7 @@ pub(crate) extern "C" fn vf_set_local(ctx: *mut Ctx, slot: i64, h: i64) {
 
 /// `$CPn = h`.
 pub(crate) extern "C" fn vf_set_cp(ctx: *mut Ctx, i: i64, h: i64) {
-    // SAFETY: as for vf_enter.
+    // SAFETY: as for vf_flush.
     let cx = unsafe { cx(ctx) };
     let v = cx.take(h);
     if let Some(slot) = cx.state.cp.get_mut(i as usize) {
@@ -211,7 +237,7 @@ pub(crate) extern "C" fn vf_set_cp(ctx: *mut Ctx, i: i64, h: i64) {
 
 /// `user.NAME = h` (the name is constant `name`).
 pub(crate) extern "C" fn vf_set_user(ctx: *mut Ctx, name: i64, h: i64) {
-    // SAFETY: as for vf_enter.
+    // SAFETY: as for vf_flush.
     let cx = unsafe { cx(ctx) };
     let (n, v) = (cx.text(name).to_string(), cx.take(h));
     cx.host.set_user_var(&n, v);
@@ -221,7 +247,7 @@ pub(crate) extern "C" fn vf_set_user(ctx: *mut Ctx, name: i64, h: i64) {
 /// `concat`, else `0`/`1`. The interpreter's own `binary` decides, so the
 /// two engines cannot disagree on string semantics.
 pub(crate) extern "C" fn vf_str_op(ctx: *mut Ctx, op: i64, a: i64, b: i64) -> i64 {
-    // SAFETY: as for vf_enter.
+    // SAFETY: as for vf_flush.
     let cx = unsafe { cx(ctx) };
     let Some(op) = BinOp::ALL.get(op as usize) else {
         return cx.fail("bad operator".into());
@@ -235,7 +261,7 @@ pub(crate) extern "C" fn vf_str_op(ctx: *mut Ctx, op: i64, a: i64, b: i64) -> i6
 
 /// `str(v)` of an int (`ty == 0`) or a bool (`ty == 1`).
 pub(crate) extern "C" fn vf_str_of(ctx: *mut Ctx, ty: i64, v: i64) -> i64 {
-    // SAFETY: as for vf_enter.
+    // SAFETY: as for vf_flush.
     let cx = unsafe { cx(ctx) };
     let s = if ty == 0 {
         v.to_string()
@@ -249,7 +275,7 @@ pub(crate) extern "C" fn vf_str_of(ctx: *mut Ctx, ty: i64, v: i64) -> i64 {
 /// arguments are 0. Evaluated by the interpreter's `builtin`; a fault (such
 /// as `int("x")`) sets `faulted`.
 pub(crate) extern "C" fn vf_builtin(ctx: *mut Ctx, f: i64, a: i64, b: i64, c: i64) -> i64 {
-    // SAFETY: as for vf_enter.
+    // SAFETY: as for vf_flush.
     let cx = unsafe { cx(ctx) };
     let Some(f) = Builtin::ALL.get(f as usize).copied() else {
         return cx.fail("bad builtin".into());
@@ -282,7 +308,7 @@ pub(crate) extern "C" fn vf_builtin(ctx: *mut Ctx, f: i64, a: i64, b: i64, c: i6
 
 /// `in_profile(p)` at the host's clock.
 pub(crate) extern "C" fn vf_in_profile(ctx: *mut Ctx, p: i64) -> i64 {
-    // SAFETY: as for vf_enter.
+    // SAFETY: as for vf_flush.
     let cx = unsafe { cx(ctx) };
     match cx.program.profiles.get(p as usize) {
         Some(pr) => i64::from(crate::interp::in_profile(pr, &cx.host.now())),
@@ -294,7 +320,7 @@ pub(crate) extern "C" fn vf_in_profile(ctx: *mut Ctx, p: i64) -> i64 {
 /// whether they return a value: what the translator declares as imports.
 pub(crate) fn host_functions() -> Vec<(&'static str, *const u8, usize, bool)> {
     vec![
-        ("vf_enter", vf_enter as *const u8, 2, false),
+        ("vf_flush", vf_flush as *const u8, 1, false),
         ("vf_fault", vf_fault as *const u8, 2, false),
         ("vf_cp", vf_cp as *const u8, 2, true),
         ("vf_sys", vf_sys as *const u8, 2, true),

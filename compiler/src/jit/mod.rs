@@ -394,11 +394,16 @@ impl CompiledProgram {
         }
         strs.resize(decl.len(), String::new());
         let mut out = vec![0i64; inner.out_len];
+        let mut vbuf = vec![0i64; abi::VISIT_BUF];
         let mut cx = Ctx {
             slots: slots.as_mut_ptr(),
             fuel: *fuel,
             faulted: 0,
             out: out.as_mut_ptr(),
+            visits: 0,
+            vbuf: vbuf.as_mut_ptr(),
+            flushed: 0,
+            temp_epoch: 0,
             state: &mut *state,
             host,
             program: &inner.program,
@@ -409,6 +414,15 @@ impl CompiledProgram {
             fault: String::new(),
         };
         let code = call(&inner.units[unit as usize], &mut cx);
+        // The nodes native code started: steps, the last node, and the
+        // host's `node_entered` for the visits not yet handed over.
+        let rest = (cx.visits - cx.flushed) as usize;
+        cx.flush_visits(rest);
+        if cx.visits > 0 {
+            let last = vbuf[((cx.visits - 1) as usize) % abi::VISIT_BUF];
+            cx.state.steps += cx.visits as u64;
+            cx.state.last_node = Some((unit, last as u32));
+        }
         *fuel = cx.fuel;
         let values = types(code)
             .into_iter()

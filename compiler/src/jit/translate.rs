@@ -163,6 +163,10 @@ pub(crate) struct Translator<'a, 'b> {
     site: Site,
     /// The fault block of the current site, created on first use.
     fault_block: Option<Block>,
+    /// The block recording a fixed fault (its code is the block parameter).
+    coded_block: Option<Block>,
+    /// `Ctx::vbuf`, loaded once.
+    vbuf: CValue,
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
@@ -182,6 +186,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let slots = b
             .ins()
             .load(I64, MemFlagsData::trusted(), ctx, abi::OFF_SLOTS);
+        let vbuf = b.ins().load(I64, MemFlagsData::trusted(), ctx, abi::OFF_VBUF);
         Translator {
             b,
             module,
@@ -194,6 +199,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             blocks: Vec::new(),
             site: Site::Init(0),
             fault_block: None,
+            coded_block: None,
+            vbuf,
         }
     }
 
@@ -227,6 +234,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         for (i, init) in self.unit.init.iter().enumerate() {
             self.site = Site::Init(i as u32);
             self.fault_block = None;
+        self.coded_block = None;
             let v = self.expr(&init.value);
             self.assign(&Place::Local(init.slot), v, ty_of(self.unit, &init.value));
             let next = self.b.create_block();
@@ -271,9 +279,9 @@ impl<'a, 'b> Translator<'a, 'b> {
         let node = &self.unit.nodes[n as usize];
         self.site = Site::Node(n);
         self.fault_block = None;
+        self.coded_block = None;
         self.b.switch_to_block(self.blocks[n as usize]);
-        let nv = self.iconst(i64::from(n));
-        self.call("vf_enter", &[nv]);
+        self.visit(n);
         for op in &node.ops {
             let v = self.expr(&op.value);
             self.assign(&op.place, v, ty_of(self.unit, &op.value));
@@ -317,6 +325,13 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Emits the current site's fault block, if anything jumped to it: clear
     /// `faulted`, then the node's `failure` edge, or leave with `Fault`.
     fn close_site(&mut self) {
+        if let Some(coded) = self.coded_block.take() {
+            let fb = self.fault_block();
+            self.b.switch_to_block(coded);
+            let code = self.b.block_params(coded)[0];
+            self.call("vf_fault", &[code]);
+            self.b.ins().jump(fb, &[]);
+        }
         let Some(fb) = self.fault_block.take() else {
             return;
         };
@@ -343,15 +358,45 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Continues in a new block when `cond` is false; when true, records
     /// fixed fault `code` and goes to the fault block.
     fn fault_if(&mut self, cond: CValue, code: i64) {
-        let site = self.b.create_block();
+        let coded = self.coded_fault_block();
         let ok = self.b.create_block();
-        self.b.ins().brif(cond, site, &[], ok, &[]);
-        self.b.switch_to_block(site);
         let c = self.iconst(code);
-        self.call("vf_fault", &[c]);
-        let fb = self.fault_block();
-        self.b.ins().jump(fb, &[]);
+        self.b.ins().brif(cond, coded, &[BlockArg::Value(c)], ok, &[]);
         self.b.switch_to_block(ok);
+    }
+
+    /// The site's block that records a fixed fault by the code passed to it.
+    fn coded_fault_block(&mut self) -> Block {
+        if let Some(b) = self.coded_block {
+            return b;
+        }
+        let blk = self.b.create_block();
+        self.b.append_block_param(blk, I64);
+        self.coded_block = Some(blk);
+        blk
+    }
+
+    /// Records that node `n` starts: `vbuf[visits % VISIT_BUF] = n`,
+    /// `visits += 1`, after handing a full buffer to the host (`vf_flush`).
+    fn visit(&mut self, n: u32) {
+        let v = self.b.ins().load(I64, MemFlagsData::trusted(), self.ctx, abi::OFF_VISITS);
+        let idx = self.b.ins().band_imm_s(v, abi::VISIT_BUF as i64 - 1);
+        let wrapped = self.b.ins().icmp_imm_s(IntCC::Equal, idx, 0);
+        let started = self.b.ins().icmp_imm_s(IntCC::NotEqual, v, 0);
+        let full = self.b.ins().band(wrapped, started);
+        let flush = self.b.create_block();
+        let go = self.b.create_block();
+        self.b.ins().brif(full, flush, &[], go, &[]);
+        self.b.switch_to_block(flush);
+        self.call("vf_flush", &[]);
+        self.b.ins().jump(go, &[]);
+        self.b.switch_to_block(go);
+        let off = self.b.ins().ishl_imm_s(idx, 3);
+        let at = self.b.ins().iadd(self.vbuf, off);
+        let nv = self.iconst(i64::from(n));
+        self.b.ins().store(MemFlagsData::trusted(), nv, at, 0);
+        let next = self.b.ins().iadd_imm_s(v, 1);
+        self.b.ins().store(MemFlagsData::trusted(), next, self.ctx, abi::OFF_VISITS);
     }
 
     /// After a host call that may fault: go to the fault block if it did.
