@@ -4,6 +4,7 @@
 mod check;
 mod serve;
 mod ir;
+mod mailbox;
 mod simulate;
 mod test;
 
@@ -36,6 +37,8 @@ pub enum Command {
     Test(test::TestArgs),
     /// Print the compiled IR of flows in its stable text form.
     Ir(ir::IrArgs),
+    /// Administer mailboxes and messages: add, set, list, show, messages, delete.
+    Mailbox(mailbox::MailboxArgs),
 }
 
 /// Options shared by the commands that read flows.
@@ -53,5 +56,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Simulate(a) => simulate::run(a),
         Command::Test(a) => test::run(a),
         Command::Ir(a) => ir::run(a),
+        Command::Mailbox(a) => mailbox::run(a),
     }
 }
