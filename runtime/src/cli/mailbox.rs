@@ -16,7 +16,13 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 pub struct MailboxArgs {
     /// The server configuration: its data directory, PIN policy and time zone.
-    #[arg(long, short, global = true, value_name = "FILE", conflicts_with = "data_dir")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        value_name = "FILE",
+        conflicts_with = "data_dir"
+    )]
     pub config: Option<PathBuf>,
     /// The data directory, with the default policy (instead of --config).
     #[arg(long, global = true, value_name = "DIR")]
@@ -146,7 +152,10 @@ fn run_inner(args: MailboxArgs) -> Result<(), Failure> {
         (None, None) => Config::default(),
     };
     let store = Store::open(&config.node.data_dir).map_err(|e| {
-        Failure::Io(format!("cannot open the store in `{}`: {e}", config.node.data_dir.display()))
+        Failure::Io(format!(
+            "cannot open the store in `{}`: {e}",
+            config.node.data_dir.display()
+        ))
     })?;
     let tz = match &config.node.time_zone {
         Some(name) => jiff::tz::TimeZone::get(name).map_err(|e| Failure::Io(e.to_string()))?,
@@ -157,9 +166,23 @@ fn run_inner(args: MailboxArgs) -> Result<(), Failure> {
         MailboxCommand::Add { id, fields } => {
             let u = update_from(&id, &fields, vm)?;
             let m = voicemail::create_mailbox(&store, &id, &u)?;
-            println!("created mailbox {}{}", m.id, if m.has_pin() { " (PIN set)" } else { " (no PIN: no remote access)" });
+            println!(
+                "created mailbox {}{}",
+                m.id,
+                if m.has_pin() {
+                    " (PIN set)"
+                } else {
+                    " (no PIN: no remote access)"
+                }
+            );
         }
-        MailboxCommand::Set { id, fields, no_pin, unlock, default_limits } => {
+        MailboxCommand::Set {
+            id,
+            fields,
+            no_pin,
+            unlock,
+            default_limits,
+        } => {
             let mut u = update_from(&id, &fields, vm)?;
             if no_pin {
                 u.pin_hash = Some(None);
@@ -180,11 +203,17 @@ fn run_inner(args: MailboxArgs) -> Result<(), Failure> {
                     .iter()
                     .map(|m| Ok(mailbox_json(m, store.counts(&m.id)?, vm, now)))
                     .collect::<Result<_, StoreError>>()?;
-                println!("{}", serde_json::to_string_pretty(&v).expect("JSON values serialize"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("JSON values serialize")
+                );
             } else if boxes.is_empty() {
                 println!("no mailboxes");
             } else {
-                println!("{:<16} {:<20} {:>5} {:>5} {:>7}  {:<4} {:<8} STATUS", "MAILBOX", "NAME", "NEW", "SAVED", "DELETED", "PIN", "EMAIL");
+                println!(
+                    "{:<16} {:<20} {:>5} {:>5} {:>7}  {:<4} {:<8} STATUS",
+                    "MAILBOX", "NAME", "NEW", "SAVED", "DELETED", "PIN", "EMAIL"
+                );
                 for m in &boxes {
                     let (n, s, d) = store.counts(&m.id)?;
                     println!(
@@ -202,7 +231,8 @@ fn run_inner(args: MailboxArgs) -> Result<(), Failure> {
             }
         }
         MailboxCommand::Show { id, json } => {
-            let m = voicemail::mailbox(&store, &id)?.ok_or_else(|| Failure::Refused(format!("mailbox `{id}` not found")))?;
+            let m = voicemail::mailbox(&store, &id)?
+                .ok_or_else(|| Failure::Refused(format!("mailbox `{id}` not found")))?;
             let counts = store.counts(&id)?;
             let now = crate::store::now_ms();
             let greetings = store.greetings(&id)?;
@@ -212,23 +242,61 @@ fn run_inner(args: MailboxArgs) -> Result<(), Failure> {
                     .iter()
                     .map(|g| json!({"kind": g.kind, "active": g.active, "duration_ms": g.duration_ms}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v).expect("JSON values serialize"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("JSON values serialize")
+                );
             } else {
                 println!("mailbox       {}", m.id);
                 println!("name          {}", m.name);
-                println!("PIN           {}", if m.has_pin() { "set" } else { "not set (no remote access)" });
+                println!(
+                    "PIN           {}",
+                    if m.has_pin() {
+                        "set"
+                    } else {
+                        "not set (no remote access)"
+                    }
+                );
                 println!("status        {}", status(&m, now));
-                println!("email         {} ({})", if m.email.is_empty() { "-" } else { &m.email }, m.email_mode);
+                println!(
+                    "email         {} ({})",
+                    if m.email.is_empty() { "-" } else { &m.email },
+                    m.email_mode
+                );
                 println!(
                     "limits        {} messages{}, {} each{}",
                     m.message_limit(vm),
-                    if m.max_messages.is_none() { " (default)" } else { "" },
-                    voicemail::short_duration(std::time::Duration::from_millis(m.length_limit_ms(vm))),
-                    if m.max_message_ms.is_none() { " (default)" } else { "" }
+                    if m.max_messages.is_none() {
+                        " (default)"
+                    } else {
+                        ""
+                    },
+                    voicemail::short_duration(std::time::Duration::from_millis(
+                        m.length_limit_ms(vm)
+                    )),
+                    if m.max_message_ms.is_none() {
+                        " (default)"
+                    } else {
+                        ""
+                    }
                 );
-                println!("messages      {} new, {} saved, {} deleted", counts.0, counts.1, counts.2);
-                let active: Vec<&str> = greetings.iter().filter(|g| g.active).map(|g| g.kind.as_str()).collect();
-                println!("greetings     {}", if active.is_empty() { "default".to_string() } else { active.join(", ") });
+                println!(
+                    "messages      {} new, {} saved, {} deleted",
+                    counts.0, counts.1, counts.2
+                );
+                let active: Vec<&str> = greetings
+                    .iter()
+                    .filter(|g| g.active)
+                    .map(|g| g.kind.as_str())
+                    .collect();
+                println!(
+                    "greetings     {}",
+                    if active.is_empty() {
+                        "default".to_string()
+                    } else {
+                        active.join(", ")
+                    }
+                );
             }
         }
         MailboxCommand::Messages { id, folder, json } => {
@@ -236,10 +304,9 @@ fn run_inner(args: MailboxArgs) -> Result<(), Failure> {
                 return Err(Failure::Refused(format!("mailbox `{id}` not found")));
             }
             let folder = match folder.as_deref() {
-                Some(f) => Some(
-                    Folder::parse(f)
-                        .ok_or_else(|| Failure::Refused(format!("unknown folder `{f}`; use new, saved or deleted")))?,
-                ),
+                Some(f) => Some(Folder::parse(f).ok_or_else(|| {
+                    Failure::Refused(format!("unknown folder `{f}`; use new, saved or deleted"))
+                })?),
                 None => None,
             };
             let msgs = store.messages(&id, folder)?;
@@ -256,34 +323,58 @@ fn run_inner(args: MailboxArgs) -> Result<(), Failure> {
                         })
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v).expect("JSON values serialize"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("JSON values serialize")
+                );
             } else if msgs.is_empty() {
                 println!("no messages");
             } else {
-                println!("{:<36} {:<7} {:<19} {:>6}  {:<16} {:<6}", "ID", "FOLDER", "RECEIVED", "LENGTH", "CALLER", "PRIO");
+                println!(
+                    "{:<36} {:<7} {:<19} {:>6}  {:<16} {:<6}",
+                    "ID", "FOLDER", "RECEIVED", "LENGTH", "CALLER", "PRIO"
+                );
                 for m in &msgs {
-                    let missing = if store.message_path(&m.mailbox, &m.id).is_file() { "" } else { "  AUDIO MISSING" };
+                    let missing = if store.message_path(&m.mailbox, &m.id).is_file() {
+                        ""
+                    } else {
+                        "  AUDIO MISSING"
+                    };
                     println!(
                         "{:<36} {:<7} {:<19} {:>5}s  {:<16} {:<6}{missing}",
                         m.id,
                         m.folder.as_str(),
                         local_time(m.received_ms, &tz),
                         m.duration_ms.div_ceil(1000),
-                        if m.caller.is_empty() { "unknown" } else { &m.caller },
+                        if m.caller.is_empty() {
+                            "unknown"
+                        } else {
+                            &m.caller
+                        },
                         m.priority
                     );
                 }
             }
         }
-        MailboxCommand::Delete { id, message: Some(msg), .. } => {
+        MailboxCommand::Delete {
+            id,
+            message: Some(msg),
+            ..
+        } => {
             let m = store.message(&msg)?.filter(|m| m.mailbox == id);
             if m.is_none() {
-                return Err(Failure::Refused(format!("message {msg} not found in mailbox `{id}`")));
+                return Err(Failure::Refused(format!(
+                    "message {msg} not found in mailbox `{id}`"
+                )));
             }
             store.remove_message(&msg)?;
             println!("deleted message {msg} of mailbox {id}");
         }
-        MailboxCommand::Delete { id, message: None, force } => {
+        MailboxCommand::Delete {
+            id,
+            message: None,
+            force,
+        } => {
             let (n, s, d) = store.counts(&id)?;
             if voicemail::mailbox(&store, &id)?.is_none() {
                 return Err(Failure::Refused(format!("mailbox `{id}` not found")));
@@ -296,32 +387,44 @@ fn run_inner(args: MailboxArgs) -> Result<(), Failure> {
                 )));
             }
             let gone = voicemail::delete_mailbox(&store, &id)?;
-            println!("deleted mailbox {id} and {gone} message{}", if gone == 1 { "" } else { "s" });
+            println!(
+                "deleted mailbox {id} and {gone} message{}",
+                if gone == 1 { "" } else { "s" }
+            );
         }
     }
     Ok(())
 }
 
-fn update_from(id: &str, f: &Fields, vm: &crate::config::VoicemailConfig) -> Result<MailboxUpdate, Failure> {
+fn update_from(
+    id: &str,
+    f: &Fields,
+    vm: &crate::config::VoicemailConfig,
+) -> Result<MailboxUpdate, Failure> {
     let pin_text = if f.pin_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| Failure::Io(format!("cannot read the PIN: {e}")))?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::Io(format!("cannot read the PIN: {e}")))?;
         Some(line.trim().to_string())
     } else {
         f.pin.clone()
     };
     let pin_hash = match pin_text {
         Some(p) => {
-            pin::check_policy(&vm.pin, id, &p).map_err(|v| Failure::Refused(format!("the PIN {v}")))?;
+            pin::check_policy(&vm.pin, id, &p)
+                .map_err(|v| Failure::Refused(format!("the PIN {v}")))?;
             Some(Some(pin::hash_pin(&p)?))
         }
         None => None,
     };
     let email_mode = match &f.email_mode {
-        Some(m) => Some(
-            EmailMode::parse(m)
-                .ok_or_else(|| Failure::Refused(format!("unknown email mode `{m}`; use off, notify, attach or forward")))?,
-        ),
+        Some(m) => Some(EmailMode::parse(m).ok_or_else(|| {
+            Failure::Refused(format!(
+                "unknown email mode `{m}`; use off, notify, attach or forward"
+            ))
+        })?),
         None => None,
     };
     let max_message_ms = match &f.max_length {
@@ -350,15 +453,27 @@ fn update_from(id: &str, f: &Fields, vm: &crate::config::VoicemailConfig) -> Res
 
 fn status(m: &Mailbox, now: i64) -> String {
     if m.locked_at(now) {
-        format!("locked for {}s more", (m.locked_until_ms.unwrap_or(now) - now + 999) / 1000)
+        format!(
+            "locked for {}s more",
+            (m.locked_until_ms.unwrap_or(now) - now + 999) / 1000
+        )
     } else if m.failed_pins > 0 {
-        format!("{} wrong PIN{}", m.failed_pins, if m.failed_pins == 1 { "" } else { "s" })
+        format!(
+            "{} wrong PIN{}",
+            m.failed_pins,
+            if m.failed_pins == 1 { "" } else { "s" }
+        )
     } else {
         "ok".into()
     }
 }
 
-fn mailbox_json(m: &Mailbox, (n, s, d): (u32, u32, u32), vm: &crate::config::VoicemailConfig, now: i64) -> serde_json::Value {
+fn mailbox_json(
+    m: &Mailbox,
+    (n, s, d): (u32, u32, u32),
+    vm: &crate::config::VoicemailConfig,
+    now: i64,
+) -> serde_json::Value {
     json!({
         "id": m.id, "name": m.name, "has_pin": m.has_pin(), "email": m.email, "email_mode": m.email_mode.as_str(),
         "max_messages": m.message_limit(vm), "max_message_ms": m.length_limit_ms(vm),
@@ -369,7 +484,10 @@ fn mailbox_json(m: &Mailbox, (n, s, d): (u32, u32, u32), vm: &crate::config::Voi
 
 fn local_time(ms: i64, tz: &jiff::tz::TimeZone) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
-        Ok(t) => t.to_zoned_datetime(tz.clone()).strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        Ok(t) => t
+            .to_zoned_datetime(tz.clone())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string(),
         Err(_) => ms.to_string(),
     }
 }
