@@ -6,16 +6,26 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# System packages the end-to-end tests use (none needed yet beyond the toolchain).
-need_pkgs=()
+# System packages the end-to-end tests use: sipp (runtime/tests/e2e_sipp.rs).
+need_pkgs=(sip-tester)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 if [ ${#need_pkgs[@]} -gt 0 ]; then
-  missing=()
-  for p in "${need_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  if [ ${#missing[@]} -gt 0 ]; then
-    step "installing ${missing[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "warning: not a Debian system; install ${need_pkgs[*]} yourself" >&2
+  else
+    missing=()
+    for p in "${need_pkgs[@]}"; do installed "$p" || missing+=("$p"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+      step "installing ${missing[*]}"
+      sudo=""
+      [ "$(id -u)" -eq 0 ] || sudo="sudo"
+      $sudo apt-get update -qq
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    fi
   fi
 fi
+# The sipp tests skip (loudly) without sipp unless CI is set; here sipp must run.
+command -v sipp >/dev/null 2>&1 || { echo "error: sipp is not installed (Debian package sip-tester)" >&2; exit 1; }
 
 step "cargo test (workspace)"
 cargo test --workspace --locked
