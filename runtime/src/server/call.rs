@@ -602,7 +602,7 @@ impl CallIo {
                     let committed = tokio::task::spawn_blocking(move || store.commit_message(file, &meta)).await;
                     return match committed {
                         Ok(Ok(m)) => {
-                            tracing::info!(call_id = %self.call_id, %mailbox, message = %m.id, ms = m.duration_ms, "message stored");
+                            tracing::info!(call_id = %self.call_id, %mailbox, message_id = %m.id, ms = m.duration_ms, "message stored");
                             if self.ended { Outcome::Hangup } else { Outcome::Ok }
                         }
                         Ok(Err(e)) => {
@@ -848,7 +848,7 @@ impl CallIo {
         let audio = match self.with_store(move |s| s.message_audio(&m2)).await {
             Some(Ok(a)) => a,
             Some(Err(e)) => {
-                tracing::error!(call_id = %self.call_id, %mailbox, message = %m.id, error = %e, "cannot read a message's audio");
+                tracing::error!(call_id = %self.call_id, %mailbox, message_id = %m.id, error = %e, "cannot read a message's audio");
                 return Outcome::Fail;
             }
             None => return Outcome::Fail,
@@ -865,7 +865,7 @@ impl CallIo {
         if m.folder == Folder::New {
             let id = m.id.clone();
             if let Some(Err(e)) = self.with_store(move |s| s.move_message(&id, Folder::Saved)).await {
-                tracing::error!(call_id = %self.call_id, %mailbox, message = %m.id, error = %e, "cannot mark a message heard");
+                tracing::error!(call_id = %self.call_id, %mailbox, message_id = %m.id, error = %e, "cannot mark a message heard");
             }
         }
         self.session.play(PlayItem::Samples(audio));
@@ -885,11 +885,11 @@ impl CallIo {
         let id = m.id.clone();
         match self.with_store(move |s| s.move_message(&id, to)).await {
             Some(Ok(_)) => {
-                tracing::info!(call_id = %self.call_id, %mailbox, message = %m.id, folder = %to, "message moved");
+                tracing::info!(call_id = %self.call_id, %mailbox, message_id = %m.id, folder = %to, "message moved");
                 Outcome::Ok
             }
             Some(Err(e)) => {
-                tracing::info!(call_id = %self.call_id, %mailbox, message = %m.id, error = %e, "cannot move a message");
+                tracing::info!(call_id = %self.call_id, %mailbox, message_id = %m.id, error = %e, "cannot move a message");
                 Outcome::Fail
             }
             None => Outcome::Fail,

@@ -49,7 +49,7 @@ pub fn run(store: &Store, cfg: &VoicemailConfig, now_ms: i64) -> Result<Report> 
         };
         for id in ids {
             let m = store.remove_message(&id)?;
-            tracing::info!(mailbox = %m.mailbox, message = %m.id, folder = %folder, "housekeeping removed a message");
+            tracing::info!(mailbox = %m.mailbox, message_id = %m.id, folder = %folder, "housekeeping removed a message");
             match folder {
                 Folder::New => report.new += 1,
                 Folder::Saved => report.saved += 1,

@@ -344,10 +344,10 @@ pub fn open_for_server(
         tracing::warn!(file = %p.display(), "audio without a database row (never acknowledged) moved to orphans/");
     }
     for (mailbox, id) in &r.missing_audio {
-        tracing::error!(%mailbox, message = %id, "message audio is missing; its row is kept (see `vflow mailbox messages`)");
+        tracing::error!(%mailbox, message_id = %id, "message audio is missing; its row is kept (see `vflow mailbox messages`)");
     }
     for (mailbox, kind, id) in &r.missing_greetings {
-        tracing::error!(%mailbox, %kind, greeting = %id, "greeting audio is missing; the default greeting plays");
+        tracing::error!(%mailbox, %kind, greeting_id = %id, "greeting audio is missing; the default greeting plays");
     }
     let created =
         seed(&store, cfg).map_err(|e| format!("cannot create the configured mailboxes: {e}"))?;
