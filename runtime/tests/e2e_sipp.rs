@@ -6,6 +6,9 @@
 //! bounded: sipp gets `-timeout`, and the test kills whatever outlives its
 //! deadline; a guard kills the server when a test fails.
 //!
+//! A failing test keeps its directory (config, server log, sipp logs) and
+//! prints where; `VFLOW_E2E_KEEP=1` keeps them all.
+//!
 //! Without sipp the sipp tests print why and pass, unless `CI` is set: then a
 //! missing sipp is a failure (install it with `apt-get install sip-tester`,
 //! which `tools/test.sh` does).
@@ -303,7 +306,7 @@ impl Drop for Server {
             }
             let _ = child.wait();
         }
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("VFLOW_E2E_KEEP").is_some() {
             eprintln!("test files kept in {}", self.dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
@@ -592,6 +595,13 @@ fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
         let (n, v) = l.split_once(':')?;
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
+}
+
+/// The tag of a message's To header.
+fn to_tag(msg: &str) -> Option<String> {
+    let to = header(msg, "To")?;
+    let (_, rest) = to.split_once(";tag=")?;
+    Some(rest.split(';').next().unwrap_or("").trim().to_string())
 }
 
 fn sdp_offer(rtp_port: u16) -> String {
@@ -922,7 +932,7 @@ fn cancel_while_ringing() {
         line("Call-ID")
     );
     raw.send(cancel.as_bytes());
-    let (mut cancel_status, mut invite_final) = (None, None);
+    let (mut cancel_status, mut cancel_tag, mut invite_final) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(3);
     while cancel_status.is_none() || invite_final.is_none() {
         let Some(left) = deadline.checked_duration_since(Instant::now()) else {
@@ -939,7 +949,10 @@ fn cancel_while_ringing() {
             .unwrap()
             .to_string();
         match method.as_str() {
-            "CANCEL" => cancel_status = Some(status),
+            "CANCEL" => {
+                cancel_status = Some(status);
+                cancel_tag = to_tag(&r);
+            }
             "INVITE" if status >= 200 => invite_final = Some((status, r)),
             _ => {}
         }
@@ -953,6 +966,17 @@ fn cancel_while_ringing() {
     let (status, resp) =
         invite_final.unwrap_or_else(|| panic!("no final answer to the INVITE\n{}", server.log()));
     let to = header(&resp, "To").unwrap().to_string();
+    // KNOWN DEVIATION, reported: RFC 3261 §9.2 says the To tag of the CANCEL's
+    // response SHOULD be the one of the INVITE's response; the endpoint
+    // answers the CANCEL like any request outside a dialog, with a fresh tag
+    // (sip/endpoint.rs, handle_cancel → respond_nontx). A UAC that takes the
+    // last tag it saw (sipp's [peer_tag_param] does) then ACKs and BYEs a
+    // dialog that does not exist (481). When this is fixed, make it assert_eq.
+    assert_ne!(
+        cancel_tag,
+        to_tag(&resp),
+        "the CANCEL's 200 now carries the INVITE's To tag: the deviation is fixed, turn this into assert_eq"
+    );
     let me = raw.local();
     let from = header(&invite, "From").unwrap().to_string();
     match status {
@@ -1183,6 +1207,10 @@ fn malformed_input_never_stops_the_server() {
         let (branch, _, _) = raw.invite("vm-201", sdp);
         let got = final_status(&raw, &branch, Duration::from_secs(2));
         let status = got.as_ref().map(|g| g.0);
+        eprintln!(
+            "malformed_input: broken SDP {:?}… → {status:?}",
+            sdp.chars().take(24).collect::<String>()
+        );
         assert!(
             status.is_some_and(|s| (400..500).contains(&s)),
             "an INVITE with broken SDP must be refused with 4xx, got {status:?}\nSDP: {sdp:?}\n{}",
@@ -1269,10 +1297,31 @@ fn malformed_input_never_stops_the_server() {
                 pkt.truncate(1);
             }
             rtp_in.send_to(&pkt, target).unwrap();
-            if i % 100 == 99 {
-                std::thread::sleep(Duration::from_millis(5));
+            // Spread over ~0.8 s, while the greeting plays.
+            if i % 5 == 4 {
+                std::thread::sleep(Duration::from_millis(10));
             }
         }
+        // The call's media still flows: fresh PCMU packets keep coming.
+        rtp_in.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 2048];
+        while rtp_in.recv(&mut buf).is_ok() {}
+        rtp_in.set_nonblocking(false).unwrap();
+        rtp_in
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let (mut fresh, until) = (0, Instant::now() + Duration::from_millis(400));
+        while Instant::now() < until {
+            let n = rtp_in.recv(&mut buf).unwrap_or(0);
+            if n == 12 + 160 && buf[0] >> 6 == 2 && buf[1] & 0x7f == 0 {
+                fresh += 1;
+            }
+        }
+        assert!(
+            fresh >= 10,
+            "only {fresh} RTP packets in 400 ms after the garbage\n{}",
+            server.log()
+        );
         assert_eq!(
             raw.options().as_deref(),
             Some("SIP/2.0 200 OK"),
@@ -1312,9 +1361,24 @@ fn malformed_input_never_stops_the_server() {
     );
     assert!(server.alive(), "the server died:\n{}", server.log());
     assert!(!server.log().contains("panicked"), "{}", server.log());
-    // Torture INVITEs that became calls never send an ACK: the grace period
-    // and then the hard stop end them.
-    server.stop(Duration::from_secs(15));
+    // Four torture INVITEs (esc01, longreq, baddate, sdp01) became calls that
+    // never get an ACK (their 200s go to the fixtures' Via addresses).
+    // KNOWN DEVIATION, reported: the call task waits for the ACK without
+    // watching the hard stop (server/call.rs), so when the grace period ends
+    // these calls stay, the server waits its 5 s for them and then exits
+    // anyway: ~grace + 5 s instead of ~grace.
+    let took = server.stop(Duration::from_secs(15));
+    eprintln!("malformed_input: exit {took:.2?} after SIGTERM");
+    let log = server.log();
+    assert!(
+        log.contains("calls=4"),
+        "the four torture calls were still up at shutdown\n{log}"
+    );
+    assert!(log.contains("grace period over"), "{log}");
+    assert!(
+        took >= Duration::from_secs(7),
+        "exit {took:?} after SIGTERM: unconfirmed calls now end at the hard stop; update this test"
+    );
 }
 
 /// SIGTERM during a call that is leaving a message: new calls get 503, the
