@@ -20,7 +20,7 @@ BIN="$PWD/target/release/vflow"
 PORT="${PORT:-15060}"
 HZ=$(getconf CLK_TCK)
 work=$(mktemp -d)
-trap 'kill "$SRV" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "$SRV" 2>/dev/null || true; cp "$work/sipp.out" /tmp/load-sipp.out 2>/dev/null || true; rm -rf "$work"' EXIT
 
 start_server() {
   rm -rf "$work/var"
@@ -51,6 +51,24 @@ YAML
 ticks() { awk '{print $14 + $15}' "/proc/$SRV/stat"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SRV/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$SRV/status"; }
+
+# Sum of sipp's "Retrans" column over the last scenario screen.
+retransmissions() {
+  python3 - "$1" <<'PY'
+import re, sys
+lines = open(sys.argv[1], errors="replace").read().splitlines()
+start = max((i for i, l in enumerate(lines) if "Messages  Retrans" in l), default=None)
+total = 0
+if start is not None:
+    for l in lines[start + 1:]:
+        if "---------->" not in l and "<----------" not in l:
+            break
+        nums = [t for t in re.split(r"[<>-]+", l, maxsplit=1)[-1].split() if t.isdigit()]
+        if len(nums) >= 2:
+            total += int(nums[1])
+print(total)
+PY
+}
 
 complete_messages() {
   python3 - "$work/var/messages" <<'PY'
@@ -98,7 +116,7 @@ case "$mode" in
       t1=$(date +%s.%N); c1=$(ticks)
       cpu=$(python3 -c "print(f'{($c1-$c0)/$HZ/($t1-$t0)*100:.1f}')")
       failed=$(grep -E "Failed call" "$work/sipp.out" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
-      retrans=$(grep -E "^ +[0-9]+ +[0-9]+ .*INVITE|Retrans" "$work/sipp.out" | head -0; awk '/INVITE ---->/ {print $(NF)}' "$work/sipp.out" | head -1)
+      retrans=$(retransmissions "$work/sipp.out")
       kill -TERM "$SRV"; wait "$SRV" 2>/dev/null || true
       echo "| $r | $calls | ${failed:-?} | ${retrans:-?} | $cpu | $(python3 -c "print(f'{$t1-$t0:.0f}')") |"
     done
