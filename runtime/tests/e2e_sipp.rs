@@ -873,6 +873,39 @@ fn dtmf_menu_ends_in_refer() {
     server.stop(Duration::from_secs(10));
 }
 
+/// The same menu and REFER, but the transferee reports 486 Busy Here in its
+/// NOTIFY: the transfer's `busy` result leads to `failed`, which plays
+/// vm-failed.wav and hangs up.
+#[test]
+fn dtmf_menu_refer_to_busy_destination() {
+    if !have_sipp("dtmf_menu_refer_to_busy_destination") {
+        return;
+    }
+    let mut server = Server::start("dtmf-busy", Setup::default());
+    let run = Sipp::run(
+        &server,
+        "busy",
+        "dtmf_refer_busy.xml",
+        "menu-transfer",
+        &[],
+        20,
+    );
+    assert!(run.ok(), "{}", run.report(&server));
+    let log = server.log();
+    let transfer = log
+        .find("node=\"dtmf_transfer.sales\" effect=transfer target=2001")
+        .expect("key 1 chose the transfer");
+    let failed = log
+        .find("node=\"dtmf_transfer.failed\" effect=hangup [vm-failed.wav]")
+        .unwrap_or_else(|| panic!("a busy transfer goes to `failed`:\n{log}"));
+    assert!(transfer < failed);
+    assert!(
+        server.wait_log("call finished", Duration::from_secs(5)),
+        "{log}"
+    );
+    server.stop(Duration::from_secs(10));
+}
+
 /// CANCEL while the call is being set up, twice: by sipp after the 100 Trying
 /// (on loopback the server's 200 usually wins that race: ACK and BYE), and
 /// from a raw socket right behind the INVITE (usually 487). Either outcome is
