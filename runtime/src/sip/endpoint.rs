@@ -329,6 +329,9 @@ struct ServerTx {
     to: SocketAddr,
     transport: Transport,
     call: Option<CallHandle>,
+    /// The To tag of our responses (INVITE only), reused for the CANCEL's
+    /// 200 (RFC 3261 §9.2).
+    tag: Option<String>,
     interval: Duration,
     retransmit_at: Option<Instant>,
     expire_at: Option<Instant>,
@@ -813,7 +816,10 @@ impl Endpoint {
         } else if uri.as_ref().is_none_or(|u| u.has_headers) {
             Some("Bad Request-URI")
         } else if req.method == Method::Invite
-            && req.headers.get(&HeaderName::Contact).is_some_and(|c| NameAddr::parse(c).is_none())
+            && req
+                .headers
+                .get(&HeaderName::Contact)
+                .is_some_and(|c| NameAddr::parse(c).is_none())
         {
             Some("Bad Contact")
         } else {
@@ -1021,6 +1027,7 @@ impl Endpoint {
                 to: from,
                 transport,
                 call: None,
+                tag: None,
                 interval: self.config.timers.t1,
                 retransmit_at: None,
                 expire_at: None,
@@ -1055,6 +1062,7 @@ impl Endpoint {
         let sdp_session = self.rng.next() >> 1;
         if let Some(tx) = self.server_txs.get_mut(&key) {
             tx.call = Some(h);
+            tx.tag = Some(local_tag.clone());
         }
         let incoming = IncomingCall {
             call: h,
@@ -1283,7 +1291,12 @@ impl Endpoint {
         };
         let call = tx.call;
         let still_proceeding = tx.state == TxState::Proceeding;
-        self.respond_nontx(now, key, from, transport, &echo, 200, "");
+        // The same To tag as the INVITE's response (RFC 3261 §9.2).
+        let tag = match tx.tag.clone() {
+            Some(t) => t,
+            None => self.new_tag(),
+        };
+        self.respond_nontx_tagged(now, key, from, transport, &echo, 200, "", &tag);
         if !still_proceeding {
             return; // Already answered or rejected: the CANCEL changes nothing.
         }
@@ -1839,6 +1852,7 @@ impl Endpoint {
                 to,
                 transport,
                 call: Some(h),
+                tag: self.calls.get(&h).map(|c| c.local_tag.clone()),
                 interval: t.t1,
                 retransmit_at: None,
                 expire_at: Some(expire),
@@ -1898,6 +1912,7 @@ impl Endpoint {
                 to,
                 transport,
                 call,
+                tag: Some(tag),
                 interval: t.t1,
                 retransmit_at,
                 expire_at: Some(expire),
@@ -1923,7 +1938,23 @@ impl Endpoint {
         extra: &str,
     ) {
         let tag = self.new_tag();
-        let bytes = build_response(echo, status, reason_phrase(status), Some(&tag), extra, None);
+        self.respond_nontx_tagged(now, key, to, transport, echo, status, extra, &tag);
+    }
+
+    /// [`Endpoint::respond_nontx`] with a given To tag.
+    #[allow(clippy::too_many_arguments)]
+    fn respond_nontx_tagged(
+        &mut self,
+        now: Instant,
+        key: String,
+        to: SocketAddr,
+        transport: Transport,
+        echo: &Echo,
+        status: u16,
+        extra: &str,
+        tag: &str,
+    ) {
+        let bytes = build_response(echo, status, reason_phrase(status), Some(tag), extra, None);
         self.transmits.push_back(Transmit {
             to,
             transport,
@@ -1942,6 +1973,7 @@ impl Endpoint {
                 to,
                 transport,
                 call: None,
+                tag: None,
                 interval: self.config.timers.t1,
                 retransmit_at: None,
                 expire_at: Some(expire),

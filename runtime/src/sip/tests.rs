@@ -342,6 +342,8 @@ fn cancel_before_answer_gets_487_and_200() {
         got,
         vec![(200, "1 CANCEL".into()), (487, "1 INVITE".into())]
     );
+    // RFC 3261 §9.2: the CANCEL's 200 carries the INVITE response's To tag.
+    assert_eq!(to_tag(&r[0]), to_tag(&r[1]));
     assert_eq!(p.events(), vec![Event::CallCancelled { call: h }]);
     assert_eq!(
         p.ep.answer(p.now, h, "127.0.0.1:1".parse().unwrap()),
@@ -367,14 +369,16 @@ fn cancel_after_answer_gets_only_200() {
     let h = p.incoming("c5");
     p.ep.answer(p.now, h, "127.0.0.1:20000".parse().unwrap())
         .unwrap();
-    p.out();
+    let ok = p.responses().pop().unwrap();
     let cancel = simple("CANCEL", "")
         .replace("z9hG4bK-CANCEL", "z9hG4bK-c5")
         .replace("simple-CANCEL", "c5")
         .replace("tag=x", "tag=a1")
         .replace("sip:201@127.0.0.1 SIP", "sip:vm-201@127.0.0.1 SIP");
     p.send(&cancel);
-    assert_eq!(p.statuses(), vec![200]);
+    let r = p.responses();
+    assert_eq!(r.iter().map(|r| r.status).collect::<Vec<_>>(), vec![200]);
+    assert_eq!(to_tag(&r[0]), to_tag(&ok));
     assert!(p.events().is_empty());
 }
 
