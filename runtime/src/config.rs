@@ -429,20 +429,14 @@ impl Config {
             if m.pin.is_some() && m.pin_hash.is_some() {
                 return Err(err(key, format!("mailbox `{}`: give `pin` or `pin_hash`, not both", m.id)));
             }
-            if let Some(pin) = &m.pin {
-                if let Err(why) = crate::voicemail::pin::check_policy(&vm.pin, &m.id, pin) {
-                    return Err(err(key, format!("mailbox `{}`: the PIN {why}", m.id)));
-                }
+            if let Some(Err(why)) = m.pin.as_deref().map(|p| crate::voicemail::pin::check_policy(&vm.pin, &m.id, p)) {
+                return Err(err(key, format!("mailbox `{}`: the PIN {why}", m.id)));
             }
-            if let Some(h) = &m.pin_hash {
-                if !crate::voicemail::pin::is_hash(h) {
-                    return Err(err(key, format!("mailbox `{}`: `pin_hash` is not an argon2 PHC string", m.id)));
-                }
+            if m.pin_hash.as_deref().is_some_and(|h| !crate::voicemail::pin::is_hash(h)) {
+                return Err(err(key, format!("mailbox `{}`: `pin_hash` is not an argon2 PHC string", m.id)));
             }
-            if let Some(mode) = &m.email_mode {
-                if crate::voicemail::EmailMode::parse(mode).is_none() {
-                    return Err(err(key, format!("mailbox `{}`: email_mode `{mode}`; use off, notify, attach or forward", m.id)));
-                }
+            if let Some(mode) = m.email_mode.as_deref().filter(|m| crate::voicemail::EmailMode::parse(m).is_none()) {
+                return Err(err(key, format!("mailbox `{}`: email_mode `{mode}`; use off, notify, attach or forward", m.id)));
             }
             if m.max_messages == Some(0) {
                 return Err(err(key, format!("mailbox `{}`: max_messages must be at least 1", m.id)));
