@@ -37,6 +37,12 @@ rtp:
   timeout: 60s
 shutdown:
   grace: 1s
+voicemail:
+  limits:
+    max_messages: 100000
+  mailboxes:
+    - id: "201"
+      name: Load Test
 YAML
   "$BIN" serve --config "$work/cfg.yaml" --log warn 2>"$work/serve.log" &
   SRV=$!

@@ -241,8 +241,8 @@ impl SipDriver {
                         self.next_conn += 1;
                         let conn = ConnId(self.next_conn);
                         let (out_tx, out_rx) = mpsc::unbounded_channel();
-                        self.tcp_out.insert(conn, out_tx);
-                        tokio::spawn(tcp_connection(stream, conn, from, tcp_tx.clone(), out_rx));
+                        self.tcp_out.insert(conn, out_tx.clone());
+                        tokio::spawn(tcp_connection(stream, conn, from, tcp_tx.clone(), out_tx, out_rx));
                     }
                 }
                 Some(input) = tcp_rx.recv() => match input {
@@ -345,6 +345,7 @@ async fn tcp_connection(
     conn: ConnId,
     from: SocketAddr,
     to_driver: mpsc::UnboundedSender<TcpInput>,
+    pong: mpsc::UnboundedSender<Vec<u8>>,
     mut out: mpsc::UnboundedReceiver<Vec<u8>>,
 ) {
     let (mut rd, mut wr) = stream.into_split();
@@ -370,7 +371,10 @@ async fn tcp_connection(
                         break 'read;
                     }
                 }
-                Ok(Some(sip::framing::Frame::Ping)) => {}
+                // RFC 5626 keep-alive: a CRLFCRLF ping gets a CRLF pong.
+                Ok(Some(sip::framing::Frame::Ping)) => {
+                    let _ = pong.send(b"\r\n".to_vec());
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(%from, ?e, "closing a TCP connection that cannot be framed");
