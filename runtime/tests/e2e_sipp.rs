@@ -998,16 +998,12 @@ fn cancel_while_ringing() {
     let (status, resp) =
         invite_final.unwrap_or_else(|| panic!("no final answer to the INVITE\n{}", server.log()));
     let to = header(&resp, "To").unwrap().to_string();
-    // KNOWN DEVIATION, reported: RFC 3261 §9.2 says the To tag of the CANCEL's
-    // response SHOULD be the one of the INVITE's response; the endpoint
-    // answers the CANCEL like any request outside a dialog, with a fresh tag
-    // (sip/endpoint.rs, handle_cancel → respond_nontx). A UAC that takes the
-    // last tag it saw (sipp's [peer_tag_param] does) then ACKs and BYEs a
-    // dialog that does not exist (481). When this is fixed, make it assert_eq.
-    assert_ne!(
+    // RFC 3261 §9.2: the CANCEL's response carries the To tag of the INVITE's
+    // response (a UAC taking the last tag it saw must still reach the dialog).
+    assert_eq!(
         cancel_tag,
         to_tag(&resp),
-        "the CANCEL's 200 now carries the INVITE's To tag: the deviation is fixed, turn this into assert_eq"
+        "To tags of the CANCEL's 200 and the INVITE's {status}"
     );
     let me = raw.local();
     let from = header(&invite, "From").unwrap().to_string();
