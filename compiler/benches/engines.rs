@@ -19,7 +19,10 @@ fn compile(src: &str) -> ir::Program {
     let mut w = MemoryWorld::with_stdlib();
     let id = w.add("bench/pure_heavy.vflow", src);
     let checked = vflow_compiler::check::check(&mut w, &[id]);
-    assert!(!checked.diagnostics.iter().any(|d| d.is_error()), "the bench flow checks");
+    assert!(
+        !checked.diagnostics.iter().any(|d| d.is_error()),
+        "the bench flow checks"
+    );
     let p = ir::lower(&w, &checked.program).expect("lowers");
     ir::verify(&p).expect("verifies");
     p
@@ -46,13 +49,18 @@ fn step_throughput(c: &mut Criterion) {
     let interp = Interpreter::new(&p);
     let jit = Jit::compile(&p).unwrap();
     let nodes = nodes_per_resume(&p, &interp);
-    assert_eq!(nodes, nodes_per_resume(&p, &jit), "both engines run the same nodes");
+    assert_eq!(
+        nodes,
+        nodes_per_resume(&p, &jit),
+        "both engines run the same nodes"
+    );
     let mut g = c.benchmark_group("resume_pure_heavy");
     g.throughput(Throughput::Elements(nodes));
     let engines: [(&str, &dyn Engine); 2] = [("interp", &interp), ("jit", &jit)];
     for (name, engine) in engines {
         g.bench_function(BenchmarkId::from_parameter(name), |b| {
-            let mut host = SimHost::new(exec::parse_clock("2026-03-02T10:00:00", Some("UTC")).unwrap());
+            let mut host =
+                SimHost::new(exec::parse_clock("2026-03-02T10:00:00", Some("UTC")).unwrap());
             let mut s = waiting(&p, engine, &mut host);
             b.iter(|| black_box(engine.resume(&mut s, Outcome::Digits("5".into()), &mut host)));
         });
@@ -66,7 +74,9 @@ fn compile_time(c: &mut Criterion) {
     let mut g = c.benchmark_group("jit_compile");
     g.throughput(Throughput::Elements(nodes as u64));
     g.sample_size(20);
-    g.bench_function(BenchmarkId::new("pure_heavy", nodes), |b| b.iter(|| black_box(Jit::compile(&p).unwrap())));
+    g.bench_function(BenchmarkId::new("pure_heavy", nodes), |b| {
+        b.iter(|| black_box(Jit::compile(&p).unwrap()))
+    });
     g.finish();
 }
 

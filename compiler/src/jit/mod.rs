@@ -161,6 +161,9 @@ impl Jit {
         let set = |f: &mut settings::Builder, k: &str, v: &str| {
             f.set(k, v).map_err(|e| JitError::Codegen(e.to_string()))
         };
+        // `speed` against `none`, and the backtracking register allocator
+        // against `single_pass`, measured: both alternatives compiled no
+        // faster here and ran slower (BENCHMARKS.md).
         set(&mut flags, "opt_level", "speed")?;
         set(
             &mut flags,

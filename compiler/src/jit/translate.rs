@@ -17,7 +17,8 @@ use super::abi::{self, F_ABS, F_ADD, F_DIV, F_DIV0, F_MUL, F_REM, F_SUB};
 use crate::ir::{self, BinOp, Builtin, Edge, Expr, NodeKind, Place, PromptExpr, Ty, UnOp, Value};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    AbiParam, Block, BlockArg, FuncRef, InstBuilder, MemFlagsData, Value as CValue, types,
+    AbiParam, Block, BlockArg, FuncRef, InstBuilder, MemFlagsData, StackSlot, StackSlotData,
+    StackSlotKind, Value as CValue, types,
 };
 use cranelift_frontend::{FunctionBuilder, Switch};
 use cranelift_jit::JITModule;
@@ -165,8 +166,10 @@ pub(crate) struct Translator<'a, 'b> {
     fault_block: Option<Block>,
     /// The block recording a fixed fault (its code is the block parameter).
     coded_block: Option<Block>,
-    /// `Ctx::vbuf`, loaded once.
+    /// `Ctx::vbuf`, loaded at each node.
     vbuf: CValue,
+    /// Where the entry block saved the context pointer.
+    ctx_slot: StackSlot,
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
@@ -183,11 +186,20 @@ impl<'a, 'b> Translator<'a, 'b> {
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
         let ctx = b.block_params(entry)[0];
+        // The context pointer is kept in a stack slot and reloaded at each
+        // node (see `reload`): values live across thousands of blocks and
+        // host calls made register allocation dominate compile time.
+        let ctx_slot =
+            b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 8, 3));
+        b.ins().stack_store(I64, ctx, ctx_slot, 0);
         let slots = b
             .ins()
             .load(I64, MemFlagsData::trusted(), ctx, abi::OFF_SLOTS);
-        let vbuf = b.ins().load(I64, MemFlagsData::trusted(), ctx, abi::OFF_VBUF);
+        let vbuf = b
+            .ins()
+            .load(I64, MemFlagsData::trusted(), ctx, abi::OFF_VBUF);
         Translator {
+            ctx_slot,
             b,
             module,
             host,
@@ -234,7 +246,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         for (i, init) in self.unit.init.iter().enumerate() {
             self.site = Site::Init(i as u32);
             self.fault_block = None;
-        self.coded_block = None;
+            self.coded_block = None;
             let v = self.expr(&init.value);
             self.assign(&Place::Local(init.slot), v, ty_of(self.unit, &init.value));
             let next = self.b.create_block();
@@ -281,6 +293,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.fault_block = None;
         self.coded_block = None;
         self.b.switch_to_block(self.blocks[n as usize]);
+        self.reload();
         self.visit(n);
         for op in &node.ops {
             let v = self.expr(&op.value);
@@ -357,11 +370,27 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     /// Continues in a new block when `cond` is false; when true, records
     /// fixed fault `code` and goes to the fault block.
+    /// Loads the context pointer, slot pointer and visit buffer afresh, so
+    /// that no value lives beyond the node that uses it.
+    fn reload(&mut self) {
+        self.ctx = self.b.ins().stack_load(I64, I64, self.ctx_slot, 0);
+        self.slots = self
+            .b
+            .ins()
+            .load(I64, MemFlagsData::trusted(), self.ctx, abi::OFF_SLOTS);
+        self.vbuf = self
+            .b
+            .ins()
+            .load(I64, MemFlagsData::trusted(), self.ctx, abi::OFF_VBUF);
+    }
+
     fn fault_if(&mut self, cond: CValue, code: i64) {
         let coded = self.coded_fault_block();
         let ok = self.b.create_block();
         let c = self.iconst(code);
-        self.b.ins().brif(cond, coded, &[BlockArg::Value(c)], ok, &[]);
+        self.b
+            .ins()
+            .brif(cond, coded, &[BlockArg::Value(c)], ok, &[]);
         self.b.switch_to_block(ok);
     }
 
@@ -379,7 +408,10 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Records that node `n` starts: `vbuf[visits % VISIT_BUF] = n`,
     /// `visits += 1`, after handing a full buffer to the host (`vf_flush`).
     fn visit(&mut self, n: u32) {
-        let v = self.b.ins().load(I64, MemFlagsData::trusted(), self.ctx, abi::OFF_VISITS);
+        let v = self
+            .b
+            .ins()
+            .load(I64, MemFlagsData::trusted(), self.ctx, abi::OFF_VISITS);
         let idx = self.b.ins().band_imm_s(v, abi::VISIT_BUF as i64 - 1);
         let wrapped = self.b.ins().icmp_imm_s(IntCC::Equal, idx, 0);
         let started = self.b.ins().icmp_imm_s(IntCC::NotEqual, v, 0);
@@ -396,7 +428,9 @@ impl<'a, 'b> Translator<'a, 'b> {
         let nv = self.iconst(i64::from(n));
         self.b.ins().store(MemFlagsData::trusted(), nv, at, 0);
         let next = self.b.ins().iadd_imm_s(v, 1);
-        self.b.ins().store(MemFlagsData::trusted(), next, self.ctx, abi::OFF_VISITS);
+        self.b
+            .ins()
+            .store(MemFlagsData::trusted(), next, self.ctx, abi::OFF_VISITS);
     }
 
     /// After a host call that may fault: go to the fault block if it did.
