@@ -36,3 +36,7 @@ vflow=target/debug/vflow
 
 step "vflow check flows stdlib examples"
 "$vflow" check flows stdlib examples
+
+step "vflow test flows stdlib examples (both engines)"
+"$vflow" test flows stdlib examples --coverage --engine jit
+"$vflow" test flows stdlib examples --engine interp
