@@ -34,8 +34,9 @@ cargo test --workspace --locked
 # features and rebuild Cranelift).
 vflow=target/debug/vflow
 
-step "vflow check flows stdlib examples"
-"$vflow" check flows stdlib examples
+step "vflow check flows stdlib examples tests"
+"$vflow" check flows stdlib examples tests/flows
+"$vflow" check tests/load/flows
 
 step "vflow test flows stdlib examples (both engines)"
 "$vflow" test flows stdlib examples --coverage --engine jit

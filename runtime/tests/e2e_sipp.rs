@@ -1390,11 +1390,8 @@ fn malformed_input_never_stops_the_server() {
     assert!(server.alive(), "the server died:\n{}", server.log());
     assert!(!server.log().contains("panicked"), "{}", server.log());
     // Four torture INVITEs (esc01, longreq, baddate, sdp01) became calls that
-    // never get an ACK (their 200s go to the fixtures' Via addresses).
-    // KNOWN DEVIATION, reported: the call task waits for the ACK without
-    // watching the hard stop (server/call.rs), so when the grace period ends
-    // these calls stay, the server waits its 5 s for them and then exits
-    // anyway: ~grace + 5 s instead of ~grace.
+    // never get an ACK (their 200s go to the fixtures' Via addresses). They
+    // end at the hard stop, so the server exits soon after the grace period.
     let took = server.stop(Duration::from_secs(15));
     eprintln!("malformed_input: exit {took:.2?} after SIGTERM");
     let log = server.log();
@@ -1404,8 +1401,8 @@ fn malformed_input_never_stops_the_server() {
     );
     assert!(log.contains("grace period over"), "{log}");
     assert!(
-        took >= Duration::from_secs(7),
-        "exit {took:?} after SIGTERM: unconfirmed calls now end at the hard stop; update this test"
+        took < Duration::from_secs(5),
+        "exit {took:?} after SIGTERM with a 2 s grace: unconfirmed calls must end at the hard stop\n{log}"
     );
 }
 

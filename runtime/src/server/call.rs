@@ -57,12 +57,21 @@ pub async fn run(shared: Arc<Shared>, inc: IncomingCall, mut events: mpsc::Unbou
         Err(_) => return,
     };
     let _ = shared.commands.send(SipCommand::Answer { call, rtp: local_rtp });
-    // Wait for the ACK (media may start at once; the ACK only confirms).
+    // Wait for the ACK (the endpoint ends the call itself after 64·T1), or
+    // for the server's hard stop.
+    let mut hard = shared.hard_stop.clone();
     let confirmed = loop {
-        match tokio::time::timeout(Duration::from_secs(40), events.recv()).await {
-            Ok(Some(CallEvent::Confirmed)) => break true,
-            Ok(Some(CallEvent::MediaUpdated(_))) | Ok(Some(CallEvent::Transfer(_))) => {}
-            Ok(Some(CallEvent::Ended { .. })) | Ok(None) | Err(_) => break false,
+        if *hard.borrow() {
+            let _ = shared.commands.send(SipCommand::Hangup { call });
+            break false;
+        }
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(CallEvent::Confirmed) => break true,
+                Some(CallEvent::MediaUpdated(_)) | Some(CallEvent::Transfer(_)) => {}
+                Some(CallEvent::Ended { .. }) | None => break false,
+            },
+            _ = hard.changed() => {}
         }
     };
     if !confirmed {
