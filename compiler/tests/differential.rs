@@ -80,10 +80,10 @@ impl Gen<'_> {
     fn expr(&mut self, ty: Ty, depth: u32) -> Expr {
         let leaf = depth == 0 || self.rng.chance(35);
         if leaf {
-            if self.rng.chance(50) {
-                if let Some(i) = self.local_of(ty) {
-                    return Expr::Local(i);
-                }
+            if self.rng.chance(50)
+                && let Some(i) = self.local_of(ty)
+            {
+                return Expr::Local(i);
             }
             return match ty {
                 Ty::Int => Expr::Const(Value::Int(*self.rng.pick(INTS))),
@@ -265,11 +265,11 @@ fn unit(
             locals: &locals,
             profiles,
         };
-        for slot in params.len()..locals.len() {
+        for (slot, local) in locals.iter().enumerate().skip(params.len()) {
             if g.rng.chance(50) {
                 init.push(Init {
                     slot: slot as u32,
-                    value: g.expr(locals[slot].ty, 2),
+                    value: g.expr(local.ty, 2),
                     line: 2,
                 });
             }
@@ -540,7 +540,7 @@ fn outcomes(rng: &mut Rng) -> Vec<Outcome> {
         "count:0",
     ];
     let mut v: Vec<Outcome> = (0..rng.below(25))
-        .map(|_| Outcome::parse(*rng.pick(ALL)).unwrap())
+        .map(|_| Outcome::parse(rng.pick::<&str>(ALL)).unwrap())
         .collect();
     if rng.chance(10) {
         v.push(Outcome::Hangup);

@@ -94,10 +94,10 @@ impl Ctx<'_> {
     /// out (each temporary is the value of exactly one expression and is
     /// consumed once), anything else is copied.
     fn take(&mut self, h: i64) -> String {
-        if h >= self.mark as i64 {
-            if let Some(s) = self.strs.get_mut(h as usize) {
-                return std::mem::take(s);
-            }
+        if h >= self.mark as i64
+            && let Some(s) = self.strs.get_mut(h as usize)
+        {
+            return std::mem::take(s);
         }
         self.text(h).to_string()
     }

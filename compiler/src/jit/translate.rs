@@ -104,9 +104,7 @@ pub(crate) struct HostFns {
 }
 
 impl HostFns {
-    pub(crate) fn declare(
-        module: &mut JITModule,
-    ) -> Result<HostFns, cranelift_module::ModuleError> {
+    pub(crate) fn declare(module: &mut JITModule) -> Result<HostFns, super::JitError> {
         let mut ids = HashMap::new();
         for (name, _, params, ret) in abi::host_functions() {
             let mut sig = module.make_signature();
