@@ -332,6 +332,7 @@ impl SipDriver {
             Event::MediaUpdated { call, offer } => self.send_call(call, CallEvent::MediaUpdated(offer)),
             Event::TransferResult { call, outcome } => self.send_call(call, CallEvent::Transfer(outcome)),
             Event::TransferProgress { .. } | Event::Info { .. } | Event::Notify { .. } => {}
+            Event::Subscription { .. } | Event::SubscriptionEnded { .. } => {}
             Event::RequestFailed { call, method, status, .. } => {
                 tracing::debug!(call = ?call.map(|c| c.0), ?method, ?status, "request failed");
             }

@@ -1,6 +1,8 @@
 //! The sans-IO SIP user-agent server: transactions (RFC 3261 §17), dialogs,
 //! INVITE/ACK/BYE/CANCEL/OPTIONS, REFER with NOTIFY tracking (RFC 3515),
-//! trusted peers and per-source rate limiting.
+//! the notifier side of SUBSCRIBE/NOTIFY (RFC 6665) for the event packages
+//! the driver enables (`message-summary`, RFC 3842), trusted peers and
+//! per-source rate limiting.
 //!
 //! # Driving it
 //! The endpoint owns no socket and reads no clock. The driver feeds it:
@@ -22,6 +24,16 @@
 //! that [`CallHandle`]: [`Event::CallCancelled`] or [`Event::CallEnded`].
 //! After it the handle is dead and commands on it return
 //! [`CallError::UnknownCall`].
+//!
+//! # Lifecycle of a subscription
+//! A SUBSCRIBE for an enabled package is answered 200 with the granted
+//! `Expires` at once; then [`Event::Subscription`] asks the application for
+//! a NOTIFY with the current state ([`Endpoint::notify_subscription`]). So do
+//! refreshes, and an un-SUBSCRIBE (`Expires: 0`, [`SubscriptionChange::Ending`]),
+//! whose NOTIFY is the last (`terminated`). A subscription that is not
+//! refreshed in time gets a bodiless `terminated;reason=timeout` NOTIFY from
+//! the endpoint itself. Every subscription ends with exactly one
+//! [`Event::SubscriptionEnded`]. Other packages get 489.
 //!
 //! # Invariants
 //! - Every lookup is a hash-map access (transactions by branch, dialogs by
@@ -90,6 +102,22 @@ pub struct CallHandle(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RequestId(pub u64);
 
+/// Our handle for one subscription we accepted (we are its notifier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriptionHandle(pub u64);
+
+/// Why [`Event::Subscription`] asks for a NOTIFY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionChange {
+    /// A new subscription, already answered 200.
+    New,
+    /// A refresh, already answered 200.
+    Refreshed,
+    /// `Expires: 0` (an un-SUBSCRIBE, or a one-off fetch), answered 200: the
+    /// next NOTIFY is the last one (`terminated`), then the subscription ends.
+    Ending,
+}
+
 /// RFC 3261 timer base values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timers {
@@ -127,6 +155,12 @@ pub struct Config {
     pub max_calls: usize,
     /// Seed for tags, branches and Call-IDs (the driver passes OS entropy).
     pub seed: u64,
+    /// Event packages SUBSCRIBE may ask for (`message-summary`); others get 489.
+    pub event_packages: Vec<String>,
+    /// Shortest subscription accepted (shorter ones get 423 with Min-Expires).
+    pub min_expires: Duration,
+    /// Longest subscription granted; also the grant when no Expires is asked.
+    pub max_expires: Duration,
 }
 
 impl Config {
@@ -148,6 +182,9 @@ impl Config {
             refer_timeout: Duration::from_secs(60),
             max_calls: 20_000,
             seed: 0x5eed,
+            event_packages: Vec::new(),
+            min_expires: Duration::from_secs(60),
+            max_expires: Duration::from_secs(3600),
         }
     }
 }
@@ -246,6 +283,22 @@ pub enum Event {
         content_type: Option<String>,
         body: Vec<u8>,
     },
+    /// A subscription wants a NOTIFY with the current state of `user`'s
+    /// resource (the Request-URI user of the SUBSCRIBE): answer with
+    /// [`Endpoint::notify_subscription`], or [`Endpoint::terminate_subscription`]
+    /// when there is no such resource.
+    Subscription {
+        sub: SubscriptionHandle,
+        package: String,
+        user: Option<String>,
+        from_user: Option<String>,
+        change: SubscriptionChange,
+    },
+    /// The subscription is gone (last NOTIFY sent, expired, or a NOTIFY
+    /// failed with 481, 408 or a timeout). Terminal.
+    SubscriptionEnded {
+        sub: SubscriptionHandle,
+    },
     /// A request we sent failed: a final status ≥ 300, or `None` for a
     /// timeout (Timer F).
     RequestFailed {
@@ -303,7 +356,7 @@ pub struct Notify {
 }
 
 /// The methods we accept as a UAS.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY, INFO";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY, INFO, SUBSCRIBE";
 
 // ---------------------------------------------------------------------------
 // Internal state
@@ -342,6 +395,7 @@ enum Purpose {
     Bye(CallHandle),
     Refer(CallHandle),
     Notify(RequestId, Option<CallHandle>),
+    SubNotify(RequestId, SubscriptionHandle),
 }
 
 #[derive(Debug)]
@@ -422,6 +476,29 @@ struct Call {
     refer: ReferState,
 }
 
+/// A subscription we are the notifier of: the dialog the SUBSCRIBE made.
+#[derive(Debug)]
+struct Subscription {
+    sip_call_id: String,
+    local_tag: String,
+    /// The SUBSCRIBE's To without tag: our From.
+    local_uri: String,
+    /// The SUBSCRIBE's From with the subscriber's tag: our To.
+    remote_from: String,
+    remote_target: String,
+    route_set: Vec<String>,
+    peer: SocketAddr,
+    transport: Transport,
+    remote_cseq: u32,
+    local_cseq: u32,
+    package: String,
+    /// The Event header of our NOTIFYs (package and `id`).
+    event: String,
+    expires_at: Instant,
+    /// Set once the subscription is ending: the Subscription-State of the last NOTIFY.
+    ending: Option<&'static str>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum TimerRef {
     Server(String),
@@ -431,6 +508,7 @@ enum TimerRef {
     Retransmit2xx(CallHandle),
     AckTimeout(CallHandle),
     ReferTimeout(CallHandle),
+    SubscriptionExpire(SubscriptionHandle),
     Sweep,
 }
 
@@ -483,6 +561,9 @@ pub struct Endpoint {
     calls: HashMap<CallHandle, Call>,
     /// `Call-ID \0 local tag` → call.
     dialogs: HashMap<String, CallHandle>,
+    subs: HashMap<SubscriptionHandle, Subscription>,
+    /// `Call-ID \0 local tag` → subscription.
+    sub_dialogs: HashMap<String, SubscriptionHandle>,
     timers: BinaryHeap<TimerEntry>,
     timer_seq: u64,
     sweep_armed: bool,
@@ -512,6 +593,8 @@ impl Endpoint {
             client_txs: HashMap::new(),
             calls: HashMap::new(),
             dialogs: HashMap::new(),
+            subs: HashMap::new(),
+            sub_dialogs: HashMap::new(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
             sweep_armed: false,
@@ -533,6 +616,11 @@ impl Endpoint {
     /// Calls that have not ended yet.
     pub fn call_count(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Subscriptions alive.
+    pub fn subscription_count(&self) -> usize {
+        self.subs.len()
     }
 
     /// Transactions alive (for tests and metrics).
@@ -695,6 +783,16 @@ impl Endpoint {
                     call: h,
                     outcome: TransferOutcome::Failed,
                 });
+            }
+            TimerRef::SubscriptionExpire(sub) => {
+                let Some(s) = self.subs.get(&sub) else { return };
+                if s.expires_at != at {
+                    return;
+                }
+                // Not refreshed (or the application never sent the last NOTIFY).
+                let state = s.ending.unwrap_or("terminated;reason=timeout");
+                self.send_sub_notify(now, sub, state, None);
+                self.end_subscription(sub);
             }
             TimerRef::Sweep => {
                 self.guard.sweep(now);
@@ -940,17 +1038,7 @@ impl Endpoint {
                 ),
             },
             Method::Subscribe => {
-                // No event packages yet: RFC 6665 §4.2.1.1 says 489. MWI
-                // subscriptions (RFC 3842) plug in here.
-                self.respond_nontx(
-                    ctx.now,
-                    ctx.key,
-                    ctx.from,
-                    ctx.transport,
-                    &ctx.echo,
-                    489,
-                    "",
-                );
+                self.handle_subscribe(ctx, &req, &uri, &from_h, &to_h, call_id, cseq.seq);
             }
             Method::Other(_) => {
                 let extra = format!("Allow: {ALLOW}\r\n");
@@ -1414,6 +1502,170 @@ impl Endpoint {
         }
     }
 
+    /// SUBSCRIBE (RFC 6665 §4.2.1): a new subscription, a refresh, or an
+    /// un-SUBSCRIBE. Only the enabled packages; the response goes at once, the
+    /// NOTIFY when the application has the state.
+    #[allow(clippy::too_many_arguments)]
+    fn handle_subscribe(
+        &mut self,
+        ctx: Ctx,
+        req: &Request,
+        uri: &Uri,
+        from_h: &NameAddr,
+        to_h: &NameAddr,
+        call_id: &str,
+        seq: u32,
+    ) {
+        let Ctx {
+            now,
+            transport,
+            from,
+            key,
+            echo,
+        } = ctx;
+        let event = req.headers.get(&HeaderName::Event).and_then(parse_event);
+        let Some((package, params)) =
+            event.filter(|(p, _)| self.config.event_packages.iter().any(|k| k == p))
+        else {
+            let extra = if self.config.event_packages.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "Allow-Events: {}\r\n",
+                    self.config.event_packages.join(", ")
+                )
+            };
+            self.respond_nontx(now, key, from, transport, &echo, 489, &extra);
+            return;
+        };
+        let max = self.config.max_expires.as_secs();
+        let expires = match req.headers.get(&HeaderName::Expires) {
+            None => max,
+            Some(v) => match parse_decimal(v, u64::from(u32::MAX)) {
+                Some(n) => n.min(max),
+                None => {
+                    self.respond_stateless(from, transport, &echo, 400, "Bad Expires", "");
+                    return;
+                }
+            },
+        };
+        let min = self.config.min_expires.as_secs();
+        if expires != 0 && expires < min {
+            let extra = format!("Min-Expires: {min}\r\n");
+            self.respond_nontx(now, key, from, transport, &echo, 423, &extra);
+            return;
+        }
+        let ending = (expires == 0).then_some("terminated");
+        let expires_at = now + Duration::from_secs(expires);
+        let contact = self.contact(transport);
+        let extra = format!("Expires: {expires}\r\nContact: {contact}\r\n");
+        let (sub, change) = if let Some(tag) = to_h.tag() {
+            // A refresh or an un-SUBSCRIBE in an existing subscription.
+            let found = self.sub_dialogs.get(&dialog_key(call_id, tag)).copied();
+            let Some(sub) = found.filter(|h| self.subs.contains_key(h)) else {
+                self.respond_nontx(now, key, from, transport, &echo, 481, "");
+                return;
+            };
+            let Some(s) = self.subs.get_mut(&sub) else {
+                return;
+            };
+            if s.package != package {
+                self.respond_nontx(now, key, from, transport, &echo, 489, "");
+                return;
+            }
+            if seq <= s.remote_cseq {
+                self.respond_nontx(now, key, from, transport, &echo, 500, "");
+                return;
+            }
+            s.remote_cseq = seq;
+            if s.ending.is_some() {
+                // Already ending: the refresh cannot revive it.
+                self.respond_nontx(now, key, from, transport, &echo, 481, "");
+                return;
+            }
+            self.respond_nontx(now, key, from, transport, &echo, 200, &extra);
+            (
+                sub,
+                if ending.is_some() {
+                    SubscriptionChange::Ending
+                } else {
+                    SubscriptionChange::Refreshed
+                },
+            )
+        } else {
+            if !self.accepting || self.subs.len() >= self.config.max_calls {
+                self.respond_nontx(now, key, from, transport, &echo, 503, "Retry-After: 5\r\n");
+                return;
+            }
+            let sub = SubscriptionHandle(self.next_id);
+            self.next_id += 1;
+            let local_tag = self.new_tag();
+            let remote_target = req
+                .headers
+                .first(&HeaderName::Contact)
+                .and_then(NameAddr::parse)
+                .map(|c| c.uri.raw)
+                .unwrap_or_else(|| from_h.uri.raw.clone());
+            let route_set = req
+                .headers
+                .get_all(&HeaderName::RecordRoute)
+                .map(str::to_string)
+                .collect();
+            let event = match super::header::param(&params, "id") {
+                Some(id) if !id.is_empty() => format!("{package};id={id}"),
+                _ => package.clone(),
+            };
+            self.respond_nontx_tagged(now, key, from, transport, &echo, 200, &extra, &local_tag);
+            self.sub_dialogs
+                .insert(dialog_key(call_id, &local_tag), sub);
+            self.subs.insert(
+                sub,
+                Subscription {
+                    sip_call_id: call_id.to_string(),
+                    local_tag,
+                    local_uri: strip_tag(echo.to.as_deref().unwrap_or_default()),
+                    remote_from: echo.from.clone().unwrap_or_default(),
+                    remote_target,
+                    route_set,
+                    peer: from,
+                    transport,
+                    remote_cseq: seq,
+                    local_cseq: 0,
+                    package: package.clone(),
+                    event,
+                    expires_at,
+                    ending: None,
+                },
+            );
+            (
+                sub,
+                if ending.is_some() {
+                    SubscriptionChange::Ending
+                } else {
+                    SubscriptionChange::New
+                },
+            )
+        };
+        // The last NOTIFY is due now; if the application never sends it,
+        // the endpoint does (bodiless) after 64·T1.
+        let at = match ending {
+            Some(_) => now + self.config.timers.t1 * 64,
+            None => expires_at,
+        };
+        if let Some(s) = self.subs.get_mut(&sub) {
+            s.ending = ending;
+            s.expires_at = at;
+        }
+        self.arm(at, TimerRef::SubscriptionExpire(sub));
+        self.events.push_back(Event::Subscription {
+            sub,
+            package,
+            user: uri.user.clone(),
+            from_user: from_h.uri.user.clone(),
+            change,
+        });
+    }
+
     fn handle_response(&mut self, now: Instant, resp: Response) {
         let Some(via) = resp.headers.first(&HeaderName::Via).and_then(Via::parse) else {
             return;
@@ -1478,6 +1730,18 @@ impl Endpoint {
                     method,
                     status,
                 });
+            }
+            Purpose::SubNotify(id, sub) => {
+                self.events.push_back(Event::RequestFailed {
+                    request: Some(id),
+                    call: None,
+                    method,
+                    status,
+                });
+                // RFC 6665 §4.2.2: the subscriber is gone.
+                if matches!(status, None | Some(408) | Some(481)) && self.subs.contains_key(&sub) {
+                    self.end_subscription(sub);
+                }
             }
         }
     }
@@ -1711,6 +1975,113 @@ impl Endpoint {
         Ok(id)
     }
 
+    /// Sends the NOTIFY a subscription is due (RFC 6665 §4.2.2) with the
+    /// current state as its body: `Subscription-State: active;expires=N`, or
+    /// `terminated` when it is ending (then it ends:
+    /// [`Event::SubscriptionEnded`]). Failures come back as
+    /// [`Event::RequestFailed`]; a 481, 408 or timeout also ends it.
+    pub fn notify_subscription(
+        &mut self,
+        now: Instant,
+        sub: SubscriptionHandle,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<RequestId, CallError> {
+        if content_type.is_empty() || content_type.contains(['\r', '\n']) {
+            return Err(CallError::InvalidArgument);
+        }
+        let s = self.subs.get(&sub).ok_or(CallError::UnknownCall)?;
+        let (state, last) = match s.ending {
+            Some(state) => (state.to_string(), true),
+            None => {
+                let left = s.expires_at.saturating_duration_since(now).as_secs().max(1);
+                (format!("active;expires={left}"), false)
+            }
+        };
+        let id = self.send_sub_notify(now, sub, &state, Some((content_type, body)));
+        if last {
+            self.end_subscription(sub);
+        }
+        id.ok_or(CallError::UnknownCall)
+    }
+
+    /// Ends a subscription from our side with a bodiless NOTIFY
+    /// `terminated;reason=REASON` (`noresource` for an unknown mailbox,
+    /// `deactivated`, `rejected`…).
+    pub fn terminate_subscription(
+        &mut self,
+        now: Instant,
+        sub: SubscriptionHandle,
+        reason: &str,
+    ) -> Result<RequestId, CallError> {
+        if reason.is_empty()
+            || !reason
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(CallError::InvalidArgument);
+        }
+        if !self.subs.contains_key(&sub) {
+            return Err(CallError::UnknownCall);
+        }
+        let id = self.send_sub_notify(now, sub, &format!("terminated;reason={reason}"), None);
+        self.end_subscription(sub);
+        id.ok_or(CallError::UnknownCall)
+    }
+
+    /// A NOTIFY in a subscription's dialog.
+    fn send_sub_notify(
+        &mut self,
+        now: Instant,
+        sub: SubscriptionHandle,
+        state: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Option<RequestId> {
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        let branch = self.new_branch();
+        let local = self.config.local_addr;
+        let s = self.subs.get_mut(&sub)?;
+        s.local_cseq += 1;
+        let extra = format!("Event: {}\r\nSubscription-State: {state}\r\n", s.event);
+        let bytes = dialog_request(
+            local,
+            &branch,
+            &Method::Notify,
+            &DialogOut {
+                remote_target: &s.remote_target,
+                local_uri: &s.local_uri,
+                local_tag: &s.local_tag,
+                remote_from: &s.remote_from,
+                call_id: &s.sip_call_id,
+                cseq: s.local_cseq,
+                route_set: &s.route_set,
+                transport: s.transport,
+            },
+            &extra,
+            body,
+        );
+        let (to, transport) = (s.peer, s.transport);
+        self.start_client(
+            now,
+            branch,
+            Method::Notify,
+            bytes,
+            to,
+            transport,
+            Purpose::SubNotify(id, sub),
+        );
+        Some(id)
+    }
+
+    fn end_subscription(&mut self, sub: SubscriptionHandle) {
+        if let Some(s) = self.subs.remove(&sub) {
+            self.sub_dialogs
+                .remove(&dialog_key(&s.sip_call_id, &s.local_tag));
+            self.events.push_back(Event::SubscriptionEnded { sub });
+        }
+    }
+
     // -- helpers ---------------------------------------------------------------
 
     fn new_tag(&mut self) -> String {
@@ -1756,28 +2127,24 @@ impl Endpoint {
             return;
         };
         c.local_cseq += 1;
-        let contact = match c.transport {
-            Transport::Udp => format!("<sip:{local}>"),
-            Transport::Tcp(_) => format!("<sip:{local};transport=tcp>"),
-        };
-        let mut r = String::with_capacity(512);
-        let _ = write!(
-            r,
-            "{method} {} SIP/2.0\r\nVia: SIP/2.0/{} {local};branch={branch};rport\r\nMax-Forwards: 70\r\n\
-             From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\nContact: {contact}\r\n",
-            c.remote_target,
-            c.transport.via_name(),
-            strip_tag(&c.local_uri),
-            c.local_tag,
-            c.remote_from,
-            c.sip_call_id,
-            c.local_cseq,
+        let local_uri = strip_tag(&c.local_uri);
+        let bytes = dialog_request(
+            local,
+            &branch,
+            &method,
+            &DialogOut {
+                remote_target: &c.remote_target,
+                local_uri: &local_uri,
+                local_tag: &c.local_tag,
+                remote_from: &c.remote_from,
+                call_id: &c.sip_call_id,
+                cseq: c.local_cseq,
+                route_set: &c.route_set,
+                transport: c.transport,
+            },
+            extra,
+            body,
         );
-        for route in &c.route_set {
-            let _ = write!(r, "Route: {route}\r\n");
-        }
-        r.push_str(extra);
-        let bytes = finish_message(r, body);
         let (to, transport) = (c.peer, c.transport);
         self.start_client(now, branch, method, bytes, to, transport, purpose);
     }
@@ -2162,6 +2529,53 @@ fn build_response(
     }
     s.push_str(extra);
     finish_message(s, body)
+}
+
+/// The dialog state a request inside it is built from.
+struct DialogOut<'a> {
+    remote_target: &'a str,
+    /// Our URI (name-addr) without tag.
+    local_uri: &'a str,
+    local_tag: &'a str,
+    /// The peer's name-addr with its tag.
+    remote_from: &'a str,
+    call_id: &'a str,
+    cseq: u32,
+    route_set: &'a [String],
+    transport: Transport,
+}
+
+/// A request inside a dialog (RFC 3261 §12.2.1.1).
+fn dialog_request(
+    local: SocketAddr,
+    branch: &str,
+    method: &Method,
+    d: &DialogOut<'_>,
+    extra: &str,
+    body: Option<(&str, &[u8])>,
+) -> Vec<u8> {
+    let contact = match d.transport {
+        Transport::Udp => format!("<sip:{local}>"),
+        Transport::Tcp(_) => format!("<sip:{local};transport=tcp>"),
+    };
+    let mut r = String::with_capacity(512);
+    let _ = write!(
+        r,
+        "{method} {} SIP/2.0\r\nVia: SIP/2.0/{} {local};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+         From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\nContact: {contact}\r\n",
+        d.remote_target,
+        d.transport.via_name(),
+        d.local_uri,
+        d.local_tag,
+        d.remote_from,
+        d.call_id,
+        d.cseq,
+    );
+    for route in d.route_set {
+        let _ = write!(r, "Route: {route}\r\n");
+    }
+    r.push_str(extra);
+    finish_message(r, body)
 }
 
 /// Appends Content-Type (with a body), Content-Length and the body.

@@ -22,5 +22,6 @@ mod tests;
 
 pub use endpoint::{
     CallError, CallHandle, Config, ConnId, EndReason, Endpoint, Event, IncomingCall, Notify,
-    NotifyTarget, RequestId, Timers, TransferOutcome, Transmit, Transport,
+    NotifyTarget, RequestId, SubscriptionChange, SubscriptionHandle, Timers, TransferOutcome,
+    Transmit, Transport,
 };

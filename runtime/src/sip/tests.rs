@@ -941,3 +941,398 @@ fn info_and_notify_hooks() {
     assert!(p.events().is_empty());
     assert_eq!(p.ep.transaction_count().1, 0);
 }
+
+// ---- SUBSCRIBE / NOTIFY (RFC 6665 notifier, RFC 3842 message-summary) --------
+
+fn mwi_peer() -> Peer {
+    let mut c = Config::new(US.parse().unwrap());
+    c.event_packages = vec!["message-summary".into()];
+    Peer::with(c)
+}
+
+fn subscribe(call_id: &str, branch: &str, to_tag: Option<&str>, cseq: u32, extra: &str) -> String {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    format!(
+        "SUBSCRIBE sip:201@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5062;branch={branch};rport\r\n\
+From: <sip:phone201@127.0.0.1>;tag=ph\r\n\
+To: <sip:201@127.0.0.1>{to_tag}\r\n\
+Call-ID: {call_id}\r\n\
+CSeq: {cseq} SUBSCRIBE\r\n\
+Max-Forwards: 70\r\n\
+Contact: <sip:phone201@127.0.0.1:5062>\r\n\
+Record-Route: <sip:proxy.example;lr>\r\n\
+{extra}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// SUBSCRIBE → 200 with Expires and a To tag → Event::Subscription(New).
+fn subscribed(p: &mut Peer, call_id: &str, expires: &str) -> (SubscriptionHandle, String) {
+    p.send(&subscribe(
+        call_id,
+        &format!("z9hG4bK-s-{call_id}"),
+        None,
+        1,
+        &format!("Event: message-summary;id=7\r\n{expires}"),
+    ));
+    let ok = p.responses().pop().unwrap();
+    assert_eq!(ok.status, 200);
+    let tag = to_tag(&ok);
+    match p.events().as_slice() {
+        [
+            Event::Subscription {
+                sub,
+                package,
+                user,
+                from_user,
+                change: SubscriptionChange::New,
+            },
+        ] => {
+            assert_eq!(package, "message-summary");
+            assert_eq!(user.as_deref(), Some("201"));
+            assert_eq!(from_user.as_deref(), Some("phone201"));
+            (*sub, tag)
+        }
+        other => panic!("expected a new subscription, got {other:?}"),
+    }
+}
+
+const SUMMARY: &str =
+    "Messages-Waiting: yes\r\nMessage-Account: sip:201@127.0.0.1\r\nVoice-Message: 1/0 (0/0)\r\n";
+
+#[test]
+fn subscribe_message_summary_then_notify_in_the_dialog() {
+    let mut p = mwi_peer();
+    let (sub, tag) = subscribed(&mut p, "sub1", "Expires: 600\r\n");
+    // The 200 granted what was asked and named a Contact.
+    p.send(&subscribe(
+        "sub1",
+        "z9hG4bK-s-sub1",
+        None,
+        1,
+        "Event: message-summary;id=7\r\nExpires: 600\r\n",
+    ));
+    let again = p.responses().pop().unwrap();
+    assert_eq!(again.status, 200, "a retransmission gets the same answer");
+    assert_eq!(again.headers.get(&HeaderName::Expires), Some("600"));
+    assert!(again.headers.get(&HeaderName::Contact).is_some());
+    assert!(
+        p.events().is_empty(),
+        "no second subscription for a retransmission"
+    );
+    assert_eq!(p.ep.subscription_count(), 1);
+
+    p.ep.notify_subscription(
+        p.now,
+        sub,
+        "application/simple-message-summary",
+        SUMMARY.as_bytes(),
+    )
+    .unwrap();
+    let n = p.requests().pop().unwrap();
+    assert_eq!(n.method, Method::Notify);
+    assert_eq!(
+        n.uri, "sip:phone201@127.0.0.1:5062",
+        "to the subscriber's Contact"
+    );
+    let h = |name: HeaderName| n.headers.get(&name).unwrap().to_string();
+    assert_eq!(h(HeaderName::CallId), "sub1");
+    assert_eq!(h(HeaderName::Event), "message-summary;id=7");
+    assert_eq!(h(HeaderName::SubscriptionState), "active;expires=600");
+    assert_eq!(
+        h(HeaderName::ContentType),
+        "application/simple-message-summary"
+    );
+    assert_eq!(h(HeaderName::Route), "<sip:proxy.example;lr>");
+    let from = NameAddr::parse(&h(HeaderName::From)).unwrap();
+    assert_eq!(from.tag(), Some(tag.as_str()), "our tag from the 200");
+    let to = NameAddr::parse(&h(HeaderName::To)).unwrap();
+    assert_eq!(to.tag(), Some("ph"));
+    assert_eq!(n.body, SUMMARY.as_bytes());
+    p.send(&reply_to(&n, 200));
+    p.advance(Duration::from_secs(40));
+    assert!(p.events().is_empty());
+    assert_eq!(
+        p.ep.transaction_count().1,
+        0,
+        "the NOTIFY transaction is done"
+    );
+}
+
+#[test]
+fn refresh_and_unsubscribe() {
+    let mut p = mwi_peer();
+    let (sub, tag) = subscribed(&mut p, "sub2", "Expires: 120\r\n");
+    p.ep.notify_subscription(
+        p.now,
+        sub,
+        "application/simple-message-summary",
+        SUMMARY.as_bytes(),
+    )
+    .unwrap();
+    let n = p.requests().pop().unwrap();
+    p.send(&reply_to(&n, 200));
+
+    // A refresh before expiry: 200, a new NOTIFY asked for, the timer moves.
+    p.advance(Duration::from_secs(100));
+    p.send(&subscribe(
+        "sub2",
+        "z9hG4bK-r1",
+        Some(&tag),
+        2,
+        "Event: message-summary;id=7\r\nExpires: 120\r\n",
+    ));
+    let r = p.responses().pop().unwrap();
+    assert_eq!(
+        (r.status, r.headers.get(&HeaderName::Expires)),
+        (200, Some("120"))
+    );
+    assert!(matches!(
+        p.events().as_slice(),
+        [Event::Subscription {
+            change: SubscriptionChange::Refreshed,
+            ..
+        }]
+    ));
+    p.ep.notify_subscription(
+        p.now,
+        sub,
+        "application/simple-message-summary",
+        SUMMARY.as_bytes(),
+    )
+    .unwrap();
+    let n = p.requests().pop().unwrap();
+    assert_eq!(
+        n.headers.get(&HeaderName::SubscriptionState),
+        Some("active;expires=120")
+    );
+    assert_eq!(n.headers.get(&HeaderName::CSeq), Some("2 NOTIFY"));
+    p.send(&reply_to(&n, 200));
+    p.advance(Duration::from_secs(100));
+    assert!(
+        p.events().is_empty(),
+        "still alive 200 s after the start: the refresh counted"
+    );
+
+    // An old CSeq is out of order.
+    p.send(&subscribe(
+        "sub2",
+        "z9hG4bK-r-old",
+        Some(&tag),
+        2,
+        "Event: message-summary\r\nExpires: 120\r\n",
+    ));
+    assert_eq!(p.statuses(), vec![500]);
+
+    // Un-SUBSCRIBE: 200 Expires 0, Ending, and the last NOTIFY is terminated.
+    p.send(&subscribe(
+        "sub2",
+        "z9hG4bK-r2",
+        Some(&tag),
+        3,
+        "Event: message-summary\r\nExpires: 0\r\n",
+    ));
+    let r = p.responses().pop().unwrap();
+    assert_eq!(
+        (r.status, r.headers.get(&HeaderName::Expires)),
+        (200, Some("0"))
+    );
+    assert!(matches!(
+        p.events().as_slice(),
+        [Event::Subscription {
+            change: SubscriptionChange::Ending,
+            ..
+        }]
+    ));
+    let body = "Messages-Waiting: no\r\nMessage-Account: sip:201@127.0.0.1\r\nVoice-Message: 0/1 (0/0)\r\n";
+    p.ep.notify_subscription(
+        p.now,
+        sub,
+        "application/simple-message-summary",
+        body.as_bytes(),
+    )
+    .unwrap();
+    let n = p.requests().pop().unwrap();
+    assert_eq!(
+        n.headers.get(&HeaderName::SubscriptionState),
+        Some("terminated")
+    );
+    assert_eq!(n.body, body.as_bytes());
+    assert_eq!(p.events(), vec![Event::SubscriptionEnded { sub }]);
+    assert_eq!(p.ep.subscription_count(), 0);
+    assert_eq!(
+        p.ep.notify_subscription(p.now, sub, "application/simple-message-summary", b""),
+        Err(CallError::UnknownCall)
+    );
+    // A refresh of the ended subscription: 481.
+    p.send(&subscribe(
+        "sub2",
+        "z9hG4bK-r3",
+        Some(&tag),
+        4,
+        "Event: message-summary\r\nExpires: 120\r\n",
+    ));
+    assert_eq!(p.statuses(), vec![481]);
+}
+
+#[test]
+fn an_unrefreshed_subscription_times_out_with_a_terminated_notify() {
+    let mut p = mwi_peer();
+    let (sub, _) = subscribed(&mut p, "sub3", "Expires: 60\r\n");
+    p.advance(Duration::from_secs(59));
+    assert!(p.requests().is_empty());
+    p.advance(Duration::from_secs(2));
+    let n = p.requests().pop().expect("a NOTIFY at expiry");
+    assert_eq!(
+        n.headers.get(&HeaderName::SubscriptionState),
+        Some("terminated;reason=timeout")
+    );
+    assert!(n.body.is_empty());
+    assert_eq!(p.events(), vec![Event::SubscriptionEnded { sub }]);
+}
+
+#[test]
+fn subscribe_errors_other_packages_brief_intervals_and_failed_notifies() {
+    let mut p = mwi_peer();
+    // Another package: 489 naming the one we have.
+    p.send(&subscribe(
+        "e1",
+        "z9hG4bK-e1",
+        None,
+        1,
+        "Event: presence\r\n",
+    ));
+    let r = p.responses().pop().unwrap();
+    assert_eq!(r.status, 489);
+    assert_eq!(
+        r.headers.get(&HeaderName::AllowEvents),
+        Some("message-summary")
+    );
+    // No Event header at all: 489 too.
+    p.send(&subscribe("e2", "z9hG4bK-e2", None, 1, ""));
+    assert_eq!(p.statuses(), vec![489]);
+    // Too short: 423 with Min-Expires.
+    p.send(&subscribe(
+        "e3",
+        "z9hG4bK-e3",
+        None,
+        1,
+        "Event: message-summary\r\nExpires: 5\r\n",
+    ));
+    let r = p.responses().pop().unwrap();
+    assert_eq!(
+        (
+            r.status,
+            r.headers.get(&HeaderName::Other("Min-Expires".into()))
+        ),
+        (423, Some("60"))
+    );
+    // Garbage Expires: 400.
+    p.send(&subscribe(
+        "e4",
+        "z9hG4bK-e4",
+        None,
+        1,
+        "Event: message-summary\r\nExpires: soon\r\n",
+    ));
+    assert_eq!(p.statuses(), vec![400]);
+    // A refresh for a dialog we never made: 481.
+    p.send(&subscribe(
+        "e5",
+        "z9hG4bK-e5",
+        Some("nope"),
+        2,
+        "Event: message-summary\r\n",
+    ));
+    assert_eq!(p.statuses(), vec![481]);
+    assert!(p.events().is_empty());
+
+    // Too long is cut to max_expires; none asked means max_expires.
+    let (sub, _) = subscribed(&mut p, "e6", "Expires: 99999\r\n");
+    p.ep.notify_subscription(
+        p.now,
+        sub,
+        "application/simple-message-summary",
+        SUMMARY.as_bytes(),
+    )
+    .unwrap();
+    let n = p.requests().pop().unwrap();
+    assert_eq!(
+        n.headers.get(&HeaderName::SubscriptionState),
+        Some("active;expires=3600")
+    );
+    // The subscriber says the dialog is gone: the subscription ends.
+    p.send(&reply_to(&n, 481));
+    let ev = p.events();
+    assert!(ev.contains(&Event::SubscriptionEnded { sub }), "{ev:?}");
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::RequestFailed {
+            status: Some(481),
+            ..
+        }
+    )));
+    assert_eq!(p.ep.subscription_count(), 0);
+
+    // A subscriber that never answers: Timer F ends it too.
+    let (sub, _) = subscribed(&mut p, "e7", "");
+    p.ep.notify_subscription(
+        p.now,
+        sub,
+        "application/simple-message-summary",
+        SUMMARY.as_bytes(),
+    )
+    .unwrap();
+    p.advance(Duration::from_secs(33));
+    let ev = p.events();
+    assert!(ev.contains(&Event::SubscriptionEnded { sub }), "{ev:?}");
+    let retransmitted = p.requests();
+    assert!(retransmitted.len() > 3, "the NOTIFY was retransmitted over UDP");
+
+    // An unknown mailbox: the application terminates with noresource.
+    let (sub, _) = subscribed(&mut p, "e8", "");
+    p.out();
+    p.ep.terminate_subscription(p.now, sub, "noresource")
+        .unwrap();
+    let n = p.requests().pop().unwrap();
+    assert_eq!(
+        n.headers.get(&HeaderName::SubscriptionState),
+        Some("terminated;reason=noresource")
+    );
+    assert_eq!(p.events(), vec![Event::SubscriptionEnded { sub }]);
+    assert_eq!(
+        p.ep.terminate_subscription(p.now, sub, "noresource"),
+        Err(CallError::UnknownCall)
+    );
+}
+
+#[test]
+fn a_fetch_with_expires_zero_gets_one_terminated_notify() {
+    let mut p = mwi_peer();
+    p.send(&subscribe(
+        "f1",
+        "z9hG4bK-f1",
+        None,
+        1,
+        "Event: message-summary\r\nExpires: 0\r\n",
+    ));
+    assert_eq!(p.statuses(), vec![200]);
+    let sub = match p.events().as_slice() {
+        [
+            Event::Subscription {
+                sub,
+                change: SubscriptionChange::Ending,
+                ..
+            },
+        ] => *sub,
+        other => panic!("{other:?}"),
+    };
+    // If the application never answers, the endpoint ends it after 64·T1.
+    p.advance(Duration::from_secs(33));
+    let n = p.requests().pop().unwrap();
+    assert_eq!(
+        n.headers.get(&HeaderName::SubscriptionState),
+        Some("terminated")
+    );
+    assert_eq!(p.events(), vec![Event::SubscriptionEnded { sub }]);
+}
