@@ -118,6 +118,8 @@ pub struct RtpStats {
     pub wrong_payload_type: u64,
     /// Times the peer's SSRC changed (each restarts sequence tracking).
     pub ssrc_changes: u64,
+    /// Streams restarted with the same SSRC after a pause (old sequence numbers).
+    pub restarts: u64,
 }
 
 /// What [`SeqTracker::accept`] decided about a sequence number.

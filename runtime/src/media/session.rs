@@ -84,6 +84,10 @@ pub enum MediaEvent {
     MediaTimeout,
 }
 
+/// A pause in the received stream after which a packet with an old or
+/// repeated sequence number is taken as a restarted stream, not a duplicate.
+const STREAM_RESTART_GAP: Duration = Duration::from_millis(250);
+
 /// The longest pause (silence suppression, or a stall) filled with silence in
 /// a recording: 5 s. Longer jumps just restart the stream.
 const MAX_GAP_FILL: u64 = 250;
@@ -179,7 +183,22 @@ impl MediaSession {
             }
             self.remote_ssrc = Some(pkt.ssrc);
         }
-        match self.seq.accept(pkt.sequence) {
+        let mut verdict = self.seq.accept(pkt.sequence);
+        // A packet the tracker rejects after a pause in the stream is a peer
+        // that restarted its stream (a tool replaying recorded RTP, a media
+        // server switching sources with the same SSRC): follow it, rather than
+        // deaf to every later key (RFC 3550 A.1 resynchronises likewise).
+        let paused = self.last_rx.is_some_and(|t| now.saturating_duration_since(t) >= STREAM_RESTART_GAP);
+        if paused && matches!(verdict, SeqVerdict::Duplicate | SeqVerdict::TooOld) {
+            self.stats.restarts += 1;
+            self.flush_jitter();
+            self.jitter.reset();
+            self.lost_before += self.seq.lost();
+            self.seq = SeqTracker::default();
+            self.rx_events = EventReceiver::default();
+            verdict = self.seq.accept(pkt.sequence);
+        }
+        match verdict {
             SeqVerdict::Duplicate => {
                 self.stats.duplicates += 1;
                 return Ok(());
