@@ -22,6 +22,95 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub shutdown: ShutdownConfig,
     pub voicemail: VoicemailConfig,
+    pub mwi: MwiConfig,
+    pub email: EmailConfig,
+}
+
+/// Message-waiting indication (RFC 3842): unsolicited NOTIFYs to each
+/// mailbox's `mwi` target and NOTIFYs to SUBSCRIBEd phones.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MwiConfig {
+    /// Every lamp is re-sent this often besides on every change; `never`: only on changes.
+    #[serde(with = "duration_or_never")]
+    pub refresh: Option<Duration>,
+    /// Shortest SUBSCRIBE accepted (shorter ones get 423).
+    #[serde(with = "duration_text")]
+    pub min_expires: Duration,
+    /// Longest subscription granted.
+    #[serde(with = "duration_text")]
+    pub max_expires: Duration,
+}
+
+/// How the connection to the relay is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailSecurity {
+    /// STARTTLS, required: the message never goes out in clear.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS at all: a relay on loopback or a trusted network only.
+    Plain,
+}
+
+/// Voicemail-to-email and the `email` action: an SMTP relay and a durable
+/// queue (the store's outbox) with exponential backoff.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// The SMTP relay's host name or address; empty: no email is sent (it queues).
+    pub relay: String,
+    pub port: u16,
+    pub security: EmailSecurity,
+    /// SMTP AUTH, when the relay wants it (both or neither).
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// The sender, `Name <address>` or `address`.
+    pub from: String,
+    /// The subject of a voicemail email: `{mailbox}`, `{name}`, `{caller}`,
+    /// `{caller_name}`, `{duration}`, `{date}`, `{time}` are replaced.
+    pub subject: String,
+    /// The longest one delivery attempt may take.
+    #[serde(with = "duration_text")]
+    pub timeout: Duration,
+    /// The wait after the first failure; it doubles after each one, up to `retry_max`.
+    #[serde(with = "duration_text")]
+    pub retry_first: Duration,
+    #[serde(with = "duration_text")]
+    pub retry_max: Duration,
+    /// An email still failing after this long is given up (logged; the
+    /// voicemail message itself stays in its mailbox); `never` retries forever.
+    #[serde(with = "duration_or_never")]
+    pub give_up_after: Option<Duration>,
+}
+
+impl Default for MwiConfig {
+    fn default() -> Self {
+        MwiConfig {
+            refresh: Some(Duration::from_secs(15 * 60)),
+            min_expires: Duration::from_secs(60),
+            max_expires: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            relay: String::new(),
+            port: 25,
+            security: EmailSecurity::Starttls,
+            user: None,
+            password: None,
+            from: "vflow voicemail <voicemail@localhost>".into(),
+            subject: "New voicemail from {caller} for {mailbox}".into(),
+            timeout: Duration::from_secs(30),
+            retry_first: Duration::from_secs(30),
+            retry_max: Duration::from_secs(3600),
+            give_up_after: Some(Duration::from_secs(3 * 86_400)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -109,6 +198,8 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             shutdown: ShutdownConfig::default(),
             voicemail: VoicemailConfig::default(),
+            mwi: MwiConfig::default(),
+            email: EmailConfig::default(),
         }
     }
 }
@@ -227,6 +318,9 @@ pub struct MailboxSeed {
     /// `off`, `notify`, `attach` or `forward`.
     #[serde(default)]
     pub email_mode: Option<String>,
+    /// Where unsolicited MWI NOTIFYs go: `sip:201@192.0.2.5:5060` (UDP).
+    #[serde(default)]
+    pub mwi: String,
     #[serde(default)]
     pub max_messages: Option<u32>,
     #[serde(default, with = "opt_duration_text")]
@@ -384,7 +478,45 @@ impl Config {
                 return Err(err(key, "a prefix cannot be empty (it would match every call)".into()));
             }
         }
-        self.validate_voicemail(name, text)
+        self.validate_voicemail(name, text)?;
+        self.validate_mwi_email(name, text)
+    }
+
+    fn validate_mwi_email(&self, name: &str, text: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: name.to_string(),
+            line: line_of_key(text, key),
+            column: None,
+            key: key.to_string(),
+            message,
+        };
+        let m = &self.mwi;
+        if m.refresh.is_some_and(|r| r < Duration::from_secs(1)) {
+            return Err(err("mwi.refresh", "must be at least 1s, or `never`".into()));
+        }
+        if m.min_expires.is_zero() || m.max_expires < m.min_expires {
+            return Err(err("mwi.max_expires", "min_expires must be above 0s and max_expires at least min_expires".into()));
+        }
+        let e = &self.email;
+        if let Err(why) = crate::voicemail::mail::parse_address(&e.from) {
+            return Err(err("email.from", why));
+        }
+        if let Err(why) = crate::voicemail::mail::check_template(&e.subject) {
+            return Err(err("email.subject", why));
+        }
+        if !e.relay.is_empty() && e.port == 0 {
+            return Err(err("email.port", "must be a port number (25, 465, 587…)".into()));
+        }
+        if e.user.is_some() != e.password.is_some() {
+            return Err(err("email.user", "give both `user` and `password`, or neither".into()));
+        }
+        if e.timeout.is_zero() {
+            return Err(err("email.timeout", "must be longer than 0s".into()));
+        }
+        if e.retry_first.is_zero() || e.retry_max < e.retry_first {
+            return Err(err("email.retry_max", "retry_first must be above 0s and retry_max at least retry_first".into()));
+        }
+        Ok(())
     }
 
     fn validate_voicemail(&self, name: &str, text: &str) -> Result<(), ConfigError> {
@@ -437,6 +569,9 @@ impl Config {
             }
             if let Some(mode) = m.email_mode.as_deref().filter(|m| crate::voicemail::EmailMode::parse(m).is_none()) {
                 return Err(err(key, format!("mailbox `{}`: email_mode `{mode}`; use off, notify, attach or forward", m.id)));
+            }
+            if let Err(why) = (!m.mwi.is_empty()).then(|| crate::voicemail::mwi::Target::parse(&m.mwi)).transpose() {
+                return Err(err(key, format!("mailbox `{}`: mwi {why}", m.id)));
             }
             if m.max_messages == Some(0) {
                 return Err(err(key, format!("mailbox `{}`: max_messages must be at least 1", m.id)));
@@ -563,6 +698,8 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert_eq!(c.sip.listen.port(), 5060);
         assert_eq!(c.voicemail, VoicemailConfig::default(), "the example shows the defaults");
+        assert_eq!(c.mwi, MwiConfig::default());
+        assert_eq!(c.email, EmailConfig::default());
     }
 
     #[test]
@@ -590,5 +727,27 @@ mod tests {
         assert_eq!(c.voicemail.retention.saved, Some(Duration::from_secs(7 * 86_400)));
         let e = Config::parse("site.yaml", "node:\n  time_zone: Mars/Olympus\n").unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (Some(2), "node.time_zone"), "{e}");
+    }
+
+    #[test]
+    fn mwi_and_email_sections() {
+        let c = Config::parse(
+            "site.yaml",
+            "mwi:\n  refresh: never\nemail:\n  relay: smtp.example\n  port: 587\n  security: starttls\n  user: vm\n  password: pw\n  retry_first: 1s\n  retry_max: 10s\n  give_up_after: never\nvoicemail:\n  mailboxes:\n    - {id: '201', mwi: 'sip:201@192.0.2.5:5060'}\n",
+        )
+        .unwrap();
+        assert_eq!(c.mwi.refresh, None);
+        assert_eq!((c.email.port, c.email.security, c.email.give_up_after), (587, EmailSecurity::Starttls, None));
+        assert_eq!(c.voicemail.mailboxes[0].mwi, "sip:201@192.0.2.5:5060");
+        let e = Config::parse("site.yaml", "email:\n  security: ssl\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (Some(2), "email.security"), "{e}");
+        let e = Config::parse("site.yaml", "email:\n  subject: 'Mail for {mbox}'\n").unwrap_err();
+        assert!(e.message.contains("{mbox}"), "{e}");
+        let e = Config::parse("site.yaml", "email:\n  from: nobody\n").unwrap_err();
+        assert_eq!(e.key, "email.from", "{e}");
+        let e = Config::parse("site.yaml", "email:\n  user: vm\n").unwrap_err();
+        assert_eq!(e.key, "email.user", "{e}");
+        let e = Config::parse("site.yaml", "voicemail:\n  mailboxes:\n    - {id: '201', mwi: 'sip:201@192.0.2.5;transport=tcp'}\n").unwrap_err();
+        assert!(e.message.contains("mwi"), "{e}");
     }
 }

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migration `i` takes the database from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -95,6 +95,8 @@ pub const MIGRATIONS: &[&str] = &[
         done_ms INTEGER                               -- NULL while pending
     ) STRICT;
     CREATE INDEX outbox_pending ON outbox(next_attempt_ms) WHERE done_ms IS NULL;",
+    // 1 → 2: where unsolicited MWI NOTIFYs go (`sip:201@192.0.2.5:5060`; '' for none).
+    "ALTER TABLE mailboxes ADD COLUMN mwi TEXT NOT NULL DEFAULT '';",
 ];
 
 /// The store: the database and the files. Cheap to clone; all clones share

@@ -104,6 +104,10 @@ pub struct Fields {
     /// off, notify, attach or forward.
     #[arg(long, value_name = "MODE")]
     pub email_mode: Option<String>,
+    /// Where message-waiting NOTIFYs go, e.g. `sip:201@192.0.2.5:5060` (UDP);
+    /// `""` for nowhere (phones can still SUBSCRIBE).
+    #[arg(long, value_name = "SIP-URI")]
+    pub mwi: Option<String>,
     /// New and saved messages before the mailbox is full.
     #[arg(long, value_name = "N")]
     pub max_messages: Option<u32>,
@@ -263,6 +267,7 @@ fn run_inner(args: MailboxArgs) -> Result<(), Failure> {
                     if m.email.is_empty() { "-" } else { &m.email },
                     m.email_mode
                 );
+                println!("mwi           {}", if m.mwi.is_empty() { "-" } else { &m.mwi });
                 println!(
                     "limits        {} messages{}, {} each{}",
                     m.message_limit(vm),
@@ -440,11 +445,15 @@ fn update_from(
     if f.max_messages == Some(0) {
         return Err(Failure::Refused("--max-messages must be at least 1".into()));
     }
+    if let Some(Err(why)) = f.mwi.as_deref().filter(|m| !m.is_empty()).map(voicemail::mwi::Target::parse) {
+        return Err(Failure::Refused(format!("--mwi {why}")));
+    }
     Ok(MailboxUpdate {
         name: f.name.clone(),
         pin_hash,
         email: f.email.clone(),
         email_mode,
+        mwi: f.mwi.clone(),
         max_messages: f.max_messages.map(Some),
         max_message_ms,
         unlock: false,
@@ -475,7 +484,7 @@ fn mailbox_json(
     now: i64,
 ) -> serde_json::Value {
     json!({
-        "id": m.id, "name": m.name, "has_pin": m.has_pin(), "email": m.email, "email_mode": m.email_mode.as_str(),
+        "id": m.id, "name": m.name, "has_pin": m.has_pin(), "email": m.email, "email_mode": m.email_mode.as_str(), "mwi": m.mwi,
         "max_messages": m.message_limit(vm), "max_message_ms": m.length_limit_ms(vm),
         "failed_pins": m.failed_pins, "locked": m.locked_at(now),
         "new": n, "saved": s, "deleted": d,

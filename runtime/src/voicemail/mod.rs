@@ -1,6 +1,7 @@
 //! Mailboxes on top of the [`Store`]: administration (`vflow mailbox`, the
 //! YAML seed), the per-call listing that message indices refer to, PINs and
-//! lockout ([`pin`]), and housekeeping ([`housekeeping`]).
+//! lockout ([`pin`]), housekeeping ([`housekeeping`]), message-waiting
+//! NOTIFYs ([`mwi`]) and voicemail-to-email ([`mail`]).
 //!
 //! Conventions the call side relies on:
 //! - A call sees a mailbox's folders as they were when it first opened it
@@ -14,6 +15,8 @@
 //!   has it under `new` at the same index.
 
 pub mod housekeeping;
+pub mod mail;
+pub mod mwi;
 pub mod pin;
 
 use crate::config::{MailboxSeed, VoicemailConfig};
@@ -70,6 +73,8 @@ pub struct Mailbox {
     pub(crate) pin_hash: Option<String>,
     pub email: String,
     pub email_mode: EmailMode,
+    /// Where unsolicited MWI NOTIFYs go (`sip:201@192.0.2.5:5060`); empty: nowhere.
+    pub mwi: String,
     /// `None`: the configured default.
     pub max_messages: Option<u32>,
     pub max_message_ms: Option<u64>,
@@ -87,6 +92,7 @@ impl fmt::Debug for Mailbox {
             .field("has_pin", &self.has_pin())
             .field("email", &self.email)
             .field("email_mode", &self.email_mode)
+            .field("mwi", &self.mwi)
             .field("max_messages", &self.max_messages)
             .field("max_message_ms", &self.max_message_ms)
             .field("failed_pins", &self.failed_pins)
@@ -125,6 +131,8 @@ pub struct MailboxUpdate {
     pub pin_hash: Option<Option<String>>,
     pub email: Option<String>,
     pub email_mode: Option<EmailMode>,
+    /// The MWI target; `Some("")` removes it.
+    pub mwi: Option<String>,
     /// `Some(None)` goes back to the configured default.
     pub max_messages: Option<Option<u32>>,
     pub max_message_ms: Option<Option<u64>>,
@@ -132,7 +140,7 @@ pub struct MailboxUpdate {
     pub unlock: bool,
 }
 
-const MAILBOX_COLUMNS: &str = "id, name, pin_hash, email, email_mode, max_messages, max_message_ms, failed_pins, locked_until_ms, created_ms";
+const MAILBOX_COLUMNS: &str = "id, name, pin_hash, email, email_mode, max_messages, max_message_ms, failed_pins, locked_until_ms, created_ms, mwi";
 
 fn mailbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
     let mode: String = r.get(4)?;
@@ -147,6 +155,7 @@ fn mailbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
         failed_pins: r.get::<_, i64>(7)? as u32,
         locked_until_ms: r.get(8)?,
         created_ms: r.get(9)?,
+        mwi: r.get(10)?,
     })
 }
 
@@ -229,6 +238,12 @@ pub fn update_mailbox(store: &Store, id: &str, u: &MailboxUpdate) -> Result<Mail
             tx.execute(
                 "UPDATE mailboxes SET email_mode = ?2 WHERE id = ?1",
                 params![id, mode.as_str()],
+            )?;
+        }
+        if let Some(mwi) = &u.mwi {
+            tx.execute(
+                "UPDATE mailboxes SET mwi = ?2 WHERE id = ?1",
+                params![id, mwi],
             )?;
         }
         if let Some(n) = u.max_messages {
@@ -317,6 +332,7 @@ fn seed_update(s: &MailboxSeed) -> Result<MailboxUpdate> {
         pin_hash,
         email: (!s.email.is_empty()).then(|| s.email.clone()),
         email_mode: s.email_mode.as_deref().and_then(EmailMode::parse),
+        mwi: (!s.mwi.is_empty()).then(|| s.mwi.clone()),
         max_messages: s.max_messages.map(Some),
         max_message_ms: s.max_message_length.map(|d| Some(d.as_millis() as u64)),
         unlock: false,
@@ -576,14 +592,15 @@ pub(crate) mod tests {
             pin_hash: None,
             email: String::new(),
             email_mode: Some("notify".into()),
+            mwi: "sip:201@192.0.2.5:5060".into(),
             max_messages: None,
             max_message_length: Some(Duration::from_secs(60)),
         });
         assert_eq!(seed(&store, &cfg).unwrap(), vec!["201".to_string()]);
         let m = mailbox(&store, "201").unwrap().unwrap();
         assert_eq!(
-            (m.email_mode, m.max_message_ms),
-            (EmailMode::Notify, Some(60_000))
+            (m.email_mode, m.max_message_ms, m.mwi.as_str()),
+            (EmailMode::Notify, Some(60_000), "sip:201@192.0.2.5:5060")
         );
         let hash = m.pin_hash.clone().unwrap();
         cfg.mailboxes[0].pin = Some("9157".into());
