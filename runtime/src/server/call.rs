@@ -110,6 +110,7 @@ pub async fn run(shared: Arc<Shared>, inc: IncomingCall, mut events: mpsc::Unbou
         reason,
         listings: HashMap::new(),
         pending_greetings: HashMap::new(),
+        last_recording: None,
     };
 
     match state {
@@ -166,6 +167,9 @@ struct CallIo {
     listings: HashMap<String, Listing>,
     /// Greetings recorded in this call, by (mailbox, kind), until `set_greeting`.
     pending_greetings: HashMap<(String, String), String>,
+    /// The last recording this call stored (`record` or `leave_mail`), for
+    /// `email attach`: its path under the data directory and its message id.
+    last_recording: Option<(String, Option<String>)>,
 }
 
 impl CallIo {
@@ -253,12 +257,7 @@ impl CallIo {
             }
             Effect::SetGreeting { prompts, mailbox, kind, use_ } => self.set_greeting(prompts, mailbox, kind, use_).await,
             Effect::SetPin { prompts, mailbox, pin } => self.set_pin(prompts, mailbox, pin).await,
-            // Voicemail-to-email and text-to-speech are not in this server yet:
-            // `email` takes its `failure` result and says why in the log.
-            Effect::Email { .. } => {
-                tracing::warn!(call_id = %self.call_id, action = effect.name(), "this server sends no email yet; taking `failure`");
-                Outcome::Fail
-            }
+            Effect::Email { to, subject, body, attach } => self.email(to, subject, body, *attach).await,
             Effect::Hangup { .. } | Effect::Fault { .. } | Effect::Ended => Outcome::Hangup,
         }
     }
@@ -612,6 +611,7 @@ impl CallIo {
                     return match committed {
                         Ok(Ok(m)) => {
                             tracing::info!(call_id = %self.call_id, %mailbox, message_id = %m.id, ms = m.duration_ms, "message stored");
+                            self.last_recording = Some((format!("messages/{}/{}.wav", m.mailbox, m.id), Some(m.id.clone())));
                             if self.ended { Outcome::Hangup } else { Outcome::Ok }
                         }
                         Ok(Err(e)) => {
@@ -682,9 +682,51 @@ impl CallIo {
         match tokio::task::spawn_blocking(move || store.commit_recording(file, &id2)).await {
             Ok(Ok(path)) => {
                 tracing::info!(call_id = %self.call_id, path = %path.display(), ms, "recording stored");
+                self.last_recording = Some((format!("recordings/{id}.wav"), None));
                 if self.ended { Outcome::Hangup } else { Outcome::Recorded { ms } }
             }
             _ => Outcome::Fail,
+        }
+    }
+
+    /// `email`: queued for the mailer (durable once this returns `next`).
+    /// `failure`: no relay configured, a bad address, or `attach` with
+    /// nothing recorded in this call.
+    async fn email(&mut self, to: &str, subject: &str, body: &str, attach: bool) -> Outcome {
+        if !self.shared.mail_enabled {
+            tracing::warn!(call_id = %self.call_id, "email: no relay configured (email.relay); taking `failure`");
+            return Outcome::Fail;
+        }
+        if let Err(why) = voicemail::mail::parse_address(to) {
+            tracing::info!(call_id = %self.call_id, %why, "email: bad address; taking `failure`");
+            return Outcome::Fail;
+        }
+        let file = match (attach, &self.last_recording) {
+            (false, _) => None,
+            (true, Some(r)) => Some(r.clone()),
+            (true, None) => {
+                tracing::info!(call_id = %self.call_id, "email: `attach` but nothing was recorded in this call; taking `failure`");
+                return Outcome::Fail;
+            }
+        };
+        let (to2, s, b) = (to.to_string(), subject.to_string(), body.to_string());
+        let queued = self
+            .with_store(move |st| {
+                let a = file.as_ref().map(|(p, m)| (p.as_str(), m.as_deref()));
+                voicemail::mail::queue_flow_email(st, &to2, &s, &b, a)
+            })
+            .await;
+        match queued {
+            Some(Ok(entry)) => {
+                tracing::info!(call_id = %self.call_id, entry, %to, attach, "email queued");
+                self.shared.mail_wake.notify_one();
+                Outcome::Ok
+            }
+            Some(Err(e)) => {
+                tracing::error!(call_id = %self.call_id, error = %e, "email: cannot queue");
+                Outcome::Fail
+            }
+            None => Outcome::Fail,
         }
     }
 

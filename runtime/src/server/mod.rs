@@ -8,6 +8,10 @@
 //! to answer, hang up or transfer through a command channel. Nothing in here
 //! makes protocol decisions; the sans-IO cores do.
 //!
+//! Beside them run housekeeping, the MWI notifier ([`crate::voicemail::mwi::run`]:
+//! the SIP task passes it subscriptions and sends the NOTIFYs it asks for)
+//! and, when `email.relay` is set, the mailer ([`crate::voicemail::mail::run`]).
+//!
 //! Shutdown: on the signal the endpoint stops accepting (new INVITEs get 503),
 //! calls in progress may finish until `shutdown.grace`, then the rest are hung
 //! up — a message being recorded is stored first.
@@ -19,6 +23,7 @@ use crate::config::Config;
 use crate::prompts::PromptLibrary;
 use crate::sip::{self, CallHandle, ConnId, Endpoint, Event, Transport};
 use crate::store::Store;
+use crate::voicemail::{mail, mwi};
 use flows::{FlowSet, UserVars};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -63,6 +68,10 @@ pub struct Shared {
     pub hard_stop: watch::Receiver<bool>,
     next_port: AtomicU16,
     pub active_calls: AtomicUsize,
+    /// Whether email can be sent (`email.relay` is set).
+    pub mail_enabled: bool,
+    /// Wakes the mailer when a call queues an email.
+    pub mail_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Shared {
@@ -109,12 +118,32 @@ pub async fn run(
         rl.ban_for = config.sip.ban;
     }
     sip_cfg.seed = seed();
+    sip_cfg.event_packages = vec![mwi::PACKAGE.to_string()];
+    sip_cfg.min_expires = config.mwi.min_expires;
+    sip_cfg.max_expires = config.mwi.max_expires;
     let endpoint = Endpoint::new(sip_cfg);
 
     let tz = match &config.node.time_zone {
         Some(name) => jiff::tz::TimeZone::get(name).map_err(std::io::Error::other)?,
         None => jiff::tz::TimeZone::system(),
     };
+    let mailer = if config.email.relay.is_empty() {
+        let pending = {
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || s.outbox_due(mail::KIND, i64::MAX, 1_000)).await
+        };
+        if let Ok(Ok(p)) = pending.as_ref().map(|r| r.as_ref().map(Vec::len)) {
+            if p > 0 {
+                tracing::warn!(pending = p, "emails are waiting in the queue but `email.relay` is not set; they stay queued");
+            }
+        }
+        None
+    } else {
+        let relay = mail::Smtp::new(&config.email).map_err(std::io::Error::other)?;
+        let ctx = mail::Context::new(&config.email, tz.clone()).map_err(std::io::Error::other)?;
+        Some((relay, ctx))
+    };
+    let mail_wake = Arc::new(tokio::sync::Notify::new());
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (hard_tx, hard_rx) = watch::channel(false);
@@ -130,9 +159,22 @@ pub async fn run(
         hard_stop: hard_rx,
         next_port: AtomicU16::new((seed() % 500) as u16),
         active_calls: AtomicUsize::new(0),
+        mail_enabled: mailer.is_some(),
+        mail_wake: mail_wake.clone(),
     });
     tracing::info!(%local, udp = config.sip.udp, tcp = config.sip.tcp, engine = shared.flows.engine_kind().name(), "vflow is listening");
 
+    let (mwi_in, mwi_in_rx) = mpsc::unbounded_channel();
+    let (mwi_out_tx, mwi_out) = mpsc::unbounded_channel();
+    let host = match advertised.ip() {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        ip => ip.to_string(),
+    };
+    let mwi_task = tokio::spawn(mwi::run(shared.store.clone(), config.mwi.clone(), host, mwi_in_rx, mwi_out_tx));
+    let mail_task = mailer.map(|(relay, ctx)| {
+        tracing::info!(relay = %config.email.relay, port = config.email.port, security = ?config.email.security, "email: sending through the relay");
+        tokio::spawn(mail::run(shared.store.clone(), config.email.clone(), ctx, relay, mail_wake))
+    });
     let driver = SipDriver {
         endpoint,
         udp,
@@ -140,8 +182,9 @@ pub async fn run(
         calls: HashMap::new(),
         shared: shared.clone(),
         next_conn: 0,
+        mwi_in,
     };
-    let mut sip_task = tokio::spawn(driver.run(tcp, cmd_rx, stop_rx));
+    let mut sip_task = tokio::spawn(driver.run(tcp, cmd_rx, stop_rx, mwi_out));
     let housekeeping = tokio::spawn(housekeeping(shared.clone()));
 
     tokio::select! {
@@ -171,6 +214,11 @@ pub async fn run(
     tokio::time::sleep(Duration::from_millis(100)).await;
     sip_task.abort();
     housekeeping.abort();
+    mwi_task.abort();
+    if let Some(t) = mail_task {
+        // An email being handed over is retried at the next start (at least once).
+        t.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -214,6 +262,7 @@ struct SipDriver {
     calls: HashMap<CallHandle, mpsc::UnboundedSender<CallEvent>>,
     shared: Arc<Shared>,
     next_conn: u64,
+    mwi_in: mpsc::UnboundedSender<mwi::Input>,
 }
 
 impl SipDriver {
@@ -222,6 +271,7 @@ impl SipDriver {
         tcp: Option<TcpListener>,
         mut commands: mpsc::UnboundedReceiver<SipCommand>,
         mut stopping: watch::Receiver<bool>,
+        mut mwi_out: mpsc::UnboundedReceiver<mwi::Output>,
     ) -> std::io::Result<()> {
         let (tcp_tx, mut tcp_rx) = mpsc::unbounded_channel::<TcpInput>();
         let mut buf = vec![0u8; 65_536];
@@ -250,6 +300,7 @@ impl SipDriver {
                     TcpInput::Closed { conn } => { self.tcp_out.remove(&conn); }
                 },
                 Some(cmd) = commands.recv() => self.command(cmd),
+                Some(out) = mwi_out.recv() => self.mwi(out),
                 _ = async { match timeout { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
                     self.endpoint.handle_timeout(Instant::now());
                 }
@@ -276,6 +327,36 @@ impl SipDriver {
             if matches!(e, sip::CallError::InvalidArgument) {
                 self.send_call(call, CallEvent::Transfer(sip::TransferOutcome::Failed));
             }
+        }
+    }
+
+    /// Sends a NOTIFY the MWI notifier asks for.
+    fn mwi(&mut self, out: mwi::Output) {
+        let now = Instant::now();
+        let r = match out {
+            mwi::Output::Unsolicited { to, uri, body } => {
+                if self.udp.is_none() {
+                    tracing::warn!(%uri, "mwi: unsolicited NOTIFYs need UDP (sip.udp is off)");
+                    return;
+                }
+                let notify = sip::Notify {
+                    event: mwi::PACKAGE.into(),
+                    subscription_state: "active".into(),
+                    content_type: mwi::CONTENT_TYPE.into(),
+                    body: body.into_bytes(),
+                };
+                self.endpoint
+                    .send_notify(now, sip::NotifyTarget::OutOfDialog { to, transport: Transport::Udp, uri }, &notify)
+                    .map(|_| ())
+            }
+            mwi::Output::Subscription { sub, body } => {
+                self.endpoint.notify_subscription(now, sub, mwi::CONTENT_TYPE, body.as_bytes()).map(|_| ())
+            }
+            mwi::Output::Terminate { sub, reason } => self.endpoint.terminate_subscription(now, sub, reason).map(|_| ()),
+        };
+        if let Err(e) = r {
+            // A subscription that ended meanwhile.
+            tracing::debug!(error = %e, "mwi: NOTIFY not sent");
         }
     }
 
@@ -332,7 +413,14 @@ impl SipDriver {
             Event::MediaUpdated { call, offer } => self.send_call(call, CallEvent::MediaUpdated(offer)),
             Event::TransferResult { call, outcome } => self.send_call(call, CallEvent::Transfer(outcome)),
             Event::TransferProgress { .. } | Event::Info { .. } | Event::Notify { .. } => {}
-            Event::Subscription { .. } | Event::SubscriptionEnded { .. } => {}
+            Event::Subscription { sub, package, user, change, .. } => {
+                if package == mwi::PACKAGE {
+                    let _ = self.mwi_in.send(mwi::Input::Subscription { sub, user, change });
+                }
+            }
+            Event::SubscriptionEnded { sub } => {
+                let _ = self.mwi_in.send(mwi::Input::Ended { sub });
+            }
             Event::RequestFailed { call, method, status, .. } => {
                 tracing::debug!(call = ?call.map(|c| c.0), ?method, ?status, "request failed");
             }
