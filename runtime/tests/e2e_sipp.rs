@@ -125,6 +125,8 @@ struct Setup {
     trusted: &'static str,
     grace: &'static str,
     rate_limit: u32,
+    /// The `voicemail.mailboxes` YAML list.
+    mailboxes: &'static str,
 }
 
 impl Default for Setup {
@@ -133,6 +135,7 @@ impl Default for Setup {
             trusted: "[127.0.0.0/8]",
             grace: "2s",
             rate_limit: 200,
+            mailboxes: "[{id: \"201\"}]",
         }
     }
 }
@@ -161,7 +164,7 @@ impl Server {
              sip:\n  listen: 127.0.0.1:{sip}\n  trusted_peers: {trusted}\n  rate_limit: {rate}\n  ban: 10s\n\
              rtp:\n  ports: {rtp_first}-{rtp_last}\n  timeout: 20s\n\
              shutdown:\n  grace: {grace}\n\
-             voicemail:\n  mailboxes:\n    - {{id: \"201\"}}\n",
+             voicemail:\n  mailboxes: {mailboxes}\n",
             data = dir.join("data").display(),
             flows = root.join("flows").display(),
             test_flows = root.join("tests/flows").display(),
@@ -169,6 +172,7 @@ impl Server {
             trusted = setup.trusted,
             rate = setup.rate_limit,
             grace = setup.grace,
+            mailboxes = setup.mailboxes,
         );
         let config_path = dir.join("vflow.yaml");
         std::fs::write(&config_path, config).expect("write the config");
@@ -827,6 +831,32 @@ fn leave_a_message() {
         !server.data().join("tmp").read_dir().unwrap().any(|_| true),
         "no partial files left in data/tmp"
     );
+    server.stop(Duration::from_secs(10));
+}
+
+/// The owner collects: a message is left, then `vmcollect-201` enters the PIN
+/// with RFC 4733 keys, listens (1) and deletes (7) the message. The store then
+/// holds it in the deleted folder.
+#[test]
+fn collect_with_a_pin_and_delete_the_message() {
+    if !have_sipp("collect_with_a_pin_and_delete_the_message") {
+        return;
+    }
+    let mut server = Server::start(
+        "collect",
+        Setup { mailboxes: "[{id: \"201\", pin: \"2580\"}]", ..Setup::default() },
+    );
+    let run = Sipp::run(&server, "leave", "leave_message.xml", "vm-201", &[], 40);
+    assert!(run.ok(), "{}", run.report(&server));
+    assert!(server.wait_log("message stored", Duration::from_secs(5)), "{}", server.log());
+    let run = Sipp::run(&server, "collect", "collect_delete.xml", "vmcollect-201", &[], 60);
+    assert!(run.ok(), "{}", run.report(&server));
+    let (_, rows) = messages(&server, "201");
+    assert_eq!(rows.len(), 1, "{rows:?}\n{}", server.log());
+    assert_eq!(rows[0].folder, vflow_runtime::store::Folder::Deleted, "{:?}\n{}", rows[0], server.log());
+    let log = server.log();
+    assert!(log.contains("verify_pin"), "the PIN was checked\n{log}");
+    assert!(!log.contains("2580"), "the PIN never appears in the log\n{log}");
     server.stop(Duration::from_secs(10));
 }
 
