@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# System packages the end-to-end tests use: sipp (runtime/tests/e2e_sipp.rs).
-need_pkgs=(sip-tester)
+# System packages the end-to-end tests use: sipp (runtime/tests/e2e_sipp.rs,
+# e2e_mail.rs) and Python's aiosmtpd as the SMTP relay (runtime/tests/e2e_mail.rs).
+need_pkgs=(sip-tester python3-aiosmtpd)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -26,6 +27,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 # The sipp tests skip (loudly) without sipp unless CI is set; here sipp must run.
 command -v sipp >/dev/null 2>&1 || { echo "error: sipp is not installed (Debian package sip-tester)" >&2; exit 1; }
+# The email tests look for aiosmtpd under python3, then /usr/bin/python3 (where Debian puts it).
+python3 -c 'import aiosmtpd' 2>/dev/null || /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null ||
+  { echo "error: Python's aiosmtpd is not installed (Debian package python3-aiosmtpd, or pip install aiosmtpd)" >&2; exit 1; }
 
 step "cargo test (workspace)"
 cargo test --workspace --locked
