@@ -132,10 +132,10 @@ pub async fn run(
             let s = store.clone();
             tokio::task::spawn_blocking(move || s.outbox_due(mail::KIND, i64::MAX, 1_000)).await
         };
-        if let Ok(Ok(p)) = pending.as_ref().map(|r| r.as_ref().map(Vec::len)) {
-            if p > 0 {
-                tracing::warn!(pending = p, "emails are waiting in the queue but `email.relay` is not set; they stay queued");
-            }
+        if let Ok(Ok(p)) = pending.as_ref().map(|r| r.as_ref().map(Vec::len))
+            && p > 0
+        {
+            tracing::warn!(pending = p, "emails are waiting in the queue but `email.relay` is not set; they stay queued");
         }
         None
     } else {

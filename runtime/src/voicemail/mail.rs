@@ -107,10 +107,10 @@ pub enum Verdict {
 /// The decision after the attempt that failed at `now_ms` (the entry's
 /// `attempts` does not count it yet).
 pub fn after_failure(cfg: &EmailConfig, item: &OutboxItem, now_ms: i64) -> Verdict {
-    if let Some(g) = cfg.give_up_after {
-        if now_ms.saturating_sub(item.created_ms) >= g.as_millis() as i64 {
-            return Verdict::GiveUp;
-        }
+    if let Some(g) = cfg.give_up_after
+        && now_ms.saturating_sub(item.created_ms) >= g.as_millis() as i64
+    {
+        return Verdict::GiveUp;
     }
     Verdict::RetryAt(now_ms.saturating_add(backoff(cfg, item.attempts).as_millis() as i64))
 }

@@ -114,10 +114,10 @@ impl Target {
         if u.has_headers || s.contains(['<', '>', '"']) {
             return Err(bad("has headers or brackets"));
         }
-        if let Some(t) = crate::sip::header::param(&u.params, "transport") {
-            if !t.eq_ignore_ascii_case("udp") {
-                return Err(bad("asks for a transport other than UDP"));
-            }
+        if let Some(t) = crate::sip::header::param(&u.params, "transport")
+            && !t.eq_ignore_ascii_case("udp")
+        {
+            return Err(bad("asks for a transport other than UDP"));
         }
         if u.host.is_empty() {
             return Err(bad("has no host"));
