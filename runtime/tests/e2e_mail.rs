@@ -110,7 +110,8 @@ impl Ports {
             let slot = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % BLOCKS;
             let base = FIRST_BLOCK + (slot as u16) * BLOCK;
             let free = (base..base + BLOCK).all(|p| {
-                UdpSocket::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("127.0.0.1", p)).is_ok()
+                UdpSocket::bind(("127.0.0.1", p)).is_ok()
+                    && TcpListener::bind(("127.0.0.1", p)).is_ok()
             });
             if free {
                 return Ports { base };
@@ -137,7 +138,10 @@ impl Proc {
             .stderr(f)
             .spawn()
             .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
-        Proc { child: Some(child), out }
+        Proc {
+            child: Some(child),
+            out,
+        }
     }
 
     fn output(&self) -> String {
@@ -151,7 +155,9 @@ impl Proc {
         loop {
             match child.try_wait() {
                 Ok(Some(s)) => return Some(s),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -203,7 +209,8 @@ impl Server {
     /// `extra`: YAML appended to the config (top-level sections); `mailbox`:
     /// the flow-style fields of mailbox 201 after its id.
     fn start(name: &str, ports: Ports, mailbox: &str, extra: &str) -> Server {
-        let dir = std::env::temp_dir().join(format!("vflow-e2e-mail-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("vflow-e2e-mail-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the test directory");
         let (rtp_first, rtp_last) = ports.rtp();
@@ -271,7 +278,14 @@ impl Server {
                 .args(["-s", "vm-201", "-m", "1", "-l", "1", "-r", "1"])
                 .args(["-i", "127.0.0.1", "-p", &p.sipp().to_string()])
                 .args(["-mi", "127.0.0.1", "-mp", &p.sipp_media().to_string()])
-                .args(["-timeout", "40s", "-timeout_error", "-nostdin", "-max_retrans", "5"])
+                .args([
+                    "-timeout",
+                    "40s",
+                    "-timeout_error",
+                    "-nostdin",
+                    "-max_retrans",
+                    "5",
+                ])
                 .current_dir(&self.dir),
             self.dir.join(format!("sipp-{tag}.log")),
         );
@@ -282,7 +296,11 @@ impl Server {
             sipp.output(),
             self.log()
         );
-        assert!(self.wait_log("message stored", Duration::from_secs(5)), "{}", self.log());
+        assert!(
+            self.wait_log("message stored", Duration::from_secs(5)),
+            "{}",
+            self.log()
+        );
     }
 
     /// The one message of 201: its row and its WAV bytes.
@@ -297,15 +315,24 @@ impl Server {
 
     fn pending_emails(&self) -> usize {
         let store = vflow_runtime::store::Store::open(&self.data()).expect("open the store");
-        store.outbox_due("email", i64::MAX, 100).expect("read the outbox").len()
+        store
+            .outbox_due("email", i64::MAX, 100)
+            .expect("read the outbox")
+            .len()
     }
 
     fn stop(mut self) {
         if let Some(child) = &self.proc.child {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
         }
         let status = self.proc.wait(Duration::from_secs(10));
-        assert!(status.is_some_and(|s| s.success()), "vflow serve did not stop cleanly ({status:?}):\n{}", self.log());
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "vflow serve did not stop cleanly ({status:?}):\n{}",
+            self.log()
+        );
     }
 }
 
@@ -344,10 +371,17 @@ impl Smtpd {
         // Listening?
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "aiosmtpd did not listen on {port}:\n{}", proc.output());
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not listen on {port}:\n{}",
+                proc.output()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Smtpd { _proc: proc, maildir }
+        Smtpd {
+            _proc: proc,
+            maildir,
+        }
     }
 
     /// The raw emails received so far.
@@ -384,18 +418,40 @@ fn notifies(log: &str) -> Vec<String> {
 
 /// Checks a voicemail email against the stored message.
 fn check_email(raw: &[u8], wav: &[u8], m: &vflow_runtime::store::Message) {
-    let mail = mail_parser::MessageParser::default().parse(raw).expect("the email parses as MIME");
+    let mail = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("the email parses as MIME");
     assert_eq!(mail.subject(), Some("Voicemail from 300 for 201"));
-    assert_eq!(mail.to().and_then(|a| a.first()).and_then(|a| a.address()), Some("alice@example.com"));
-    assert_eq!(mail.from().and_then(|a| a.first()).and_then(|a| a.address()), Some("vm@example.com"));
+    assert_eq!(
+        mail.to().and_then(|a| a.first()).and_then(|a| a.address()),
+        Some("alice@example.com")
+    );
+    assert_eq!(
+        mail.from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address()),
+        Some("vm@example.com")
+    );
     let text = mail.body_text(0).expect("a text part");
-    assert!(text.contains(&m.id) && text.contains("From:     300 \"Test Caller\""), "{text}");
+    assert!(
+        text.contains(&m.id) && text.contains("From:     300 \"Test Caller\""),
+        "{text}"
+    );
     assert_eq!(mail.attachment_count(), 1);
     let att = mail.attachment(0).expect("the WAV");
-    assert_eq!(att.content_type().map(|t| (t.ctype(), t.subtype())), Some(("audio", Some("wav"))));
-    assert!(att.attachment_name().is_some_and(|n| n.starts_with("voicemail-201-") && n.ends_with(".wav")));
+    assert_eq!(
+        att.content_type().map(|t| (t.ctype(), t.subtype())),
+        Some(("audio", Some("wav")))
+    );
+    assert!(
+        att.attachment_name()
+            .is_some_and(|n| n.starts_with("voicemail-201-") && n.ends_with(".wav"))
+    );
     assert_eq!(att.contents().len(), wav.len(), "attachment size");
-    assert!(att.contents() == wav, "the attachment is the stored WAV, byte for byte");
+    assert!(
+        att.contents() == wav,
+        "the attachment is the stored WAV, byte for byte"
+    );
     assert_eq!(&wav[..4], b"RIFF");
 }
 
@@ -421,7 +477,14 @@ fn mwi_notify_caught_by_sipp_and_subscribe() {
             .arg("-sf")
             .arg(scenario("mwi_uas.xml"))
             .args(["-i", "127.0.0.1", "-p", &uas_port.to_string(), "-m", "2"])
-            .args(["-timeout", "60s", "-timeout_error", "-nostdin", "-trace_msg", "-message_file"])
+            .args([
+                "-timeout",
+                "60s",
+                "-timeout_error",
+                "-nostdin",
+                "-trace_msg",
+                "-message_file",
+            ])
             .arg(&uas_log)
             .current_dir(&dir),
         dir.join("uas-screen.log"),
@@ -445,17 +508,32 @@ fn mwi_notify_caught_by_sipp_and_subscribe() {
     let n = notifies(&log);
     assert_eq!(n.len(), 2, "{log}");
     for msg in &n {
-        assert!(msg.starts_with(&format!("NOTIFY sip:201@127.0.0.1:{uas_port} SIP/2.0")), "{msg}");
+        assert!(
+            msg.starts_with(&format!("NOTIFY sip:201@127.0.0.1:{uas_port} SIP/2.0")),
+            "{msg}"
+        );
         assert!(msg.contains("Event: message-summary"), "{msg}");
-        assert!(msg.contains("Content-Type: application/simple-message-summary"), "{msg}");
+        assert!(
+            msg.contains("Content-Type: application/simple-message-summary"),
+            "{msg}"
+        );
         assert!(msg.contains("Message-Account: sip:201@127.0.0.1"), "{msg}");
     }
-    assert!(n[0].contains("Messages-Waiting: no") && n[0].contains("Voice-Message: 0/0 (0/0)"), "at start: {}", n[0]);
-    assert!(n[1].contains("Messages-Waiting: yes") && n[1].contains("Voice-Message: 1/0 (0/0)"), "after the message: {}", n[1]);
+    assert!(
+        n[0].contains("Messages-Waiting: no") && n[0].contains("Voice-Message: 0/0 (0/0)"),
+        "at start: {}",
+        n[0]
+    );
+    assert!(
+        n[1].contains("Messages-Waiting: yes") && n[1].contains("Voice-Message: 1/0 (0/0)"),
+        "after the message: {}",
+        n[1]
+    );
 
     // A phone subscribes: 200 with Expires, then a NOTIFY with the counts.
     let sock = UdpSocket::bind(("127.0.0.1", ports.spare(1))).expect("bind");
-    sock.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
     let me = sock.local_addr().expect("an address");
     let srv = SocketAddr::from(([127, 0, 0, 1], ports.sip()));
     let subscribe = |branch: &str, cseq: u32, to_tag: &str, expires: u32| {
@@ -474,14 +552,19 @@ fn mwi_notify_caught_by_sipp_and_subscribe() {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut buf = vec![0u8; 65_536];
         while (resp.is_none() || notify.is_none()) && Instant::now() < deadline {
-            let Ok((n, _)) = sock.recv_from(&mut buf) else { continue };
+            let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
             let text = String::from_utf8_lossy(&buf[..n]).into_owned();
             if text.starts_with("SIP/2.0") && text.contains(branch) {
                 resp = Some(text);
             } else if text.starts_with("NOTIFY ") {
                 let h = |name: &str| {
                     text.lines()
-                        .find(|l| l.to_ascii_lowercase().starts_with(&format!("{}:", name.to_ascii_lowercase())))
+                        .find(|l| {
+                            l.to_ascii_lowercase()
+                                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+                        })
                         .unwrap_or("")
                         .to_string()
                 };
@@ -505,8 +588,14 @@ fn mwi_notify_caught_by_sipp_and_subscribe() {
     let (ok, notify) = exchange(subscribe("z9hG4bK-sub1", 1, "", 600), "z9hG4bK-sub1");
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
     assert!(ok.contains("Expires: 600"), "{ok}");
-    assert!(notify.contains("Subscription-State: active;expires="), "{notify}");
-    assert!(notify.contains("Messages-Waiting: yes") && notify.contains("Voice-Message: 1/0 (0/0)"), "{notify}");
+    assert!(
+        notify.contains("Subscription-State: active;expires="),
+        "{notify}"
+    );
+    assert!(
+        notify.contains("Messages-Waiting: yes") && notify.contains("Voice-Message: 1/0 (0/0)"),
+        "{notify}"
+    );
     let tag = ok
         .lines()
         .find(|l| l.starts_with("To:"))
@@ -515,9 +604,18 @@ fn mwi_notify_caught_by_sipp_and_subscribe() {
         .trim()
         .to_string();
     // Un-SUBSCRIBE: 200 Expires 0, the last NOTIFY is terminated.
-    let (ok, notify) = exchange(subscribe("z9hG4bK-sub2", 2, &format!(";tag={tag}"), 0), "z9hG4bK-sub2");
-    assert!(ok.starts_with("SIP/2.0 200") && ok.contains("Expires: 0"), "{ok}");
-    assert!(notify.contains("Subscription-State: terminated"), "{notify}");
+    let (ok, notify) = exchange(
+        subscribe("z9hG4bK-sub2", 2, &format!(";tag={tag}"), 0),
+        "z9hG4bK-sub2",
+    );
+    assert!(
+        ok.starts_with("SIP/2.0 200") && ok.contains("Expires: 0"),
+        "{ok}"
+    );
+    assert!(
+        notify.contains("Subscription-State: terminated"),
+        "{notify}"
+    );
     assert!(notify.contains("Voice-Message: 1/0 (0/0)"), "{notify}");
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
@@ -532,7 +630,10 @@ fn email_with_the_wav_reaches_aiosmtpd() {
         return;
     }
     let Some(python) = aiosmtpd_python() else {
-        skip(test, "Python's `aiosmtpd` is not installed (Debian package python3-aiosmtpd)");
+        skip(
+            test,
+            "Python's `aiosmtpd` is not installed (Debian package python3-aiosmtpd)",
+        );
         return;
     };
     let ports = Ports::allocate();
@@ -552,7 +653,11 @@ fn email_with_the_wav_reaches_aiosmtpd() {
     assert_eq!(got.len(), 1, "one email\n{}", server.log());
     let (m, wav) = server.the_message();
     check_email(&got[0], &wav, &m);
-    assert!(server.wait_log("email: accepted by the relay", Duration::from_secs(5)), "{}", server.log());
+    assert!(
+        server.wait_log("email: accepted by the relay", Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
     assert_eq!(server.pending_emails(), 0, "the queue is empty");
     server.stop();
 }
@@ -567,7 +672,10 @@ fn a_relay_down_at_first_gets_the_email_later() {
         return;
     }
     let Some(python) = aiosmtpd_python() else {
-        skip(test, "Python's `aiosmtpd` is not installed (Debian package python3-aiosmtpd)");
+        skip(
+            test,
+            "Python's `aiosmtpd` is not installed (Debian package python3-aiosmtpd)",
+        );
         return;
     };
     let ports = Ports::allocate();
@@ -585,8 +693,17 @@ fn a_relay_down_at_first_gets_the_email_later() {
     let (m, wav) = server.the_message();
     // Nobody listens: attempts fail, the entry stays, the message too.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while server.log().matches("email: not delivered; will retry").count() < 2 {
-        assert!(Instant::now() < deadline, "no two failed attempts:\n{}", server.log());
+    while server
+        .log()
+        .matches("email: not delivered; will retry")
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no two failed attempts:\n{}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(server.pending_emails(), 1);
@@ -595,7 +712,12 @@ fn a_relay_down_at_first_gets_the_email_later() {
 
     let smtpd = Smtpd::start(python, &server.dir, smtp_port);
     let got = smtpd.wait_for(1, Duration::from_secs(15));
-    assert_eq!(got.len(), 1, "the email arrives once the relay is up\n{}", server.log());
+    assert_eq!(
+        got.len(),
+        1,
+        "the email arrives once the relay is up\n{}",
+        server.log()
+    );
     check_email(&got[0], &wav, &m);
     assert!(
         server.wait_log("email: forwarded message removed", Duration::from_secs(5)),
@@ -603,7 +725,10 @@ fn a_relay_down_at_first_gets_the_email_later() {
         server.log()
     );
     let store = vflow_runtime::store::Store::open(&server.data()).expect("open the store");
-    assert!(store.message(&m.id).expect("read").is_none(), "forwarded: removed after delivery");
+    assert!(
+        store.message(&m.id).expect("read").is_none(),
+        "forwarded: removed after delivery"
+    );
     assert!(!store.message_path("201", &m.id).exists());
     assert_eq!(server.pending_emails(), 0);
     server.stop();

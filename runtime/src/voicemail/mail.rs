@@ -35,7 +35,15 @@ use std::time::Duration;
 pub const KIND: &str = "email";
 
 /// Template placeholders of `email.subject`.
-pub const PLACEHOLDERS: &[&str] = &["mailbox", "name", "caller", "caller_name", "duration", "date", "time"];
+pub const PLACEHOLDERS: &[&str] = &[
+    "mailbox",
+    "name",
+    "caller",
+    "caller_name",
+    "duration",
+    "date",
+    "time",
+];
 
 /// An email address, `Name <addr>` or `addr`.
 pub fn parse_address(s: &str) -> Result<Address, String> {
@@ -56,7 +64,11 @@ pub fn check_template(t: &str) -> Result<(), String> {
         if !PLACEHOLDERS.contains(&name) {
             return Err(format!(
                 "`{t}`: unknown placeholder `{{{name}}}`; use {}",
-                PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(" ")
+                PLACEHOLDERS
+                    .iter()
+                    .map(|p| format!("{{{p}}}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ));
         }
         rest = &after[close + 1..];
@@ -177,7 +189,13 @@ fn local(ms: i64, tz: &jiff::tz::TimeZone, fmt: &str) -> String {
 pub fn compose(store: &Store, ctx: &Context, item: &OutboxItem) -> Result<Composed, ComposeError> {
     let payload: serde_json::Value = serde_json::from_str(&item.payload)
         .map_err(|e| ComposeError::Obsolete(format!("the payload is not JSON: {e}")))?;
-    let text = |k: &str| payload.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let text = |k: &str| {
+        payload
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
     if let Some(mode) = payload.get("mode").and_then(|v| v.as_str()) {
         let mode = super::EmailMode::parse(mode)
             .ok_or_else(|| ComposeError::Obsolete(format!("unknown email mode `{mode}`")))?;
@@ -196,12 +214,20 @@ pub fn compose(store: &Store, ctx: &Context, item: &OutboxItem) -> Result<Compos
     } else {
         // A path under the data directory, written by this server.
         let rel = std::path::Path::new(&attach);
-        if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(ComposeError::Obsolete(format!("attachment `{attach}` is outside the data directory")));
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(ComposeError::Obsolete(format!(
+                "attachment `{attach}` is outside the data directory"
+            )));
         }
         let bytes = std::fs::read(store.root().join(rel))
             .map_err(|e| ComposeError::Failed(format!("cannot read `{attach}`: {e}")))?;
-        let name = rel.file_name().map_or("recording.wav".into(), |n| n.to_string_lossy().into_owned());
+        let name = rel
+            .file_name()
+            .map_or("recording.wav".into(), |n| n.to_string_lossy().into_owned());
         b.multipart(
             MultiPart::mixed()
                 .singlepart(text_part(body))
@@ -209,7 +235,10 @@ pub fn compose(store: &Store, ctx: &Context, item: &OutboxItem) -> Result<Compos
         )
     }
     .map_err(|e| ComposeError::Obsolete(format!("cannot build the email: {e}")))?;
-    Ok(Composed { email, forward: None })
+    Ok(Composed {
+        email,
+        forward: None,
+    })
 }
 
 fn compose_voicemail(
@@ -221,14 +250,23 @@ fn compose_voicemail(
 ) -> Result<Composed, ComposeError> {
     use super::EmailMode;
     let to = parse_address(to).map_err(ComposeError::Obsolete)?;
-    let id = item.message_id.as_deref().ok_or_else(|| ComposeError::Obsolete("no message id".into()))?;
+    let id = item
+        .message_id
+        .as_deref()
+        .ok_or_else(|| ComposeError::Obsolete("no message id".into()))?;
     let m = store
         .message(id)?
         .ok_or_else(|| ComposeError::Obsolete(format!("message {id} is gone")))?;
-    let name = super::mailbox(store, &m.mailbox)?.map(|b| b.name).unwrap_or_default();
+    let name = super::mailbox(store, &m.mailbox)?
+        .map(|b| b.name)
+        .unwrap_or_default();
     let secs = m.duration_ms.div_ceil(1000);
     let duration = format!("{}:{:02}", secs / 60, secs % 60);
-    let caller = if m.caller.is_empty() { "an unknown caller".to_string() } else { m.caller.clone() };
+    let caller = if m.caller.is_empty() {
+        "an unknown caller".to_string()
+    } else {
+        m.caller.clone()
+    };
     let vars = [
         ("mailbox", m.mailbox.clone()),
         ("name", name.clone()),
@@ -241,9 +279,17 @@ fn compose_voicemail(
     let mut body = format!(
         "New voicemail message for mailbox {}{}.\r\n\r\nFrom:     {}{}\r\nReceived: {}\r\nLength:   {duration}\r\n",
         m.mailbox,
-        if name.is_empty() { String::new() } else { format!(" ({name})") },
+        if name.is_empty() {
+            String::new()
+        } else {
+            format!(" ({name})")
+        },
         caller,
-        if m.caller_name.is_empty() { String::new() } else { format!(" \"{}\"", m.caller_name) },
+        if m.caller_name.is_empty() {
+            String::new()
+        } else {
+            format!(" \"{}\"", m.caller_name)
+        },
         local(m.received_ms, &ctx.tz, "%Y-%m-%d %H:%M %Z"),
     );
     if m.priority == "urgent" {
@@ -252,7 +298,9 @@ fn compose_voicemail(
     body.push_str(match mode {
         EmailMode::Notify | EmailMode::Off => "\r\nCall your voicemail to listen to it.\r\n",
         EmailMode::Attach => "\r\nThe recording is attached (WAV). It stays in your mailbox.\r\n",
-        EmailMode::Forward => "\r\nThe recording is attached (WAV). It is no longer kept in your mailbox.\r\n",
+        EmailMode::Forward => {
+            "\r\nThe recording is attached (WAV). It is no longer kept in your mailbox.\r\n"
+        }
     });
     body.push_str(&format!("\r\nMessage {}\r\n", m.id));
     let b = lettre::Message::builder()
@@ -264,8 +312,9 @@ fn compose_voicemail(
         EmailMode::Notify | EmailMode::Off => b.singlepart(text_part(body)),
         EmailMode::Attach | EmailMode::Forward => {
             let path = store.message_path(&m.mailbox, &m.id);
-            let bytes = std::fs::read(&path)
-                .map_err(|e| ComposeError::Failed(format!("cannot read {}: {e}", path.display())))?;
+            let bytes = std::fs::read(&path).map_err(|e| {
+                ComposeError::Failed(format!("cannot read {}: {e}", path.display()))
+            })?;
             let file = format!(
                 "voicemail-{}-{}.wav",
                 m.mailbox,
@@ -298,7 +347,12 @@ pub fn queue_flow_email(
         "to": to, "subject": subject, "body": body,
         "attach": attach.map_or("", |(p, _)| p),
     });
-    store.outbox_push(KIND, None, attach.and_then(|(_, m)| m), &payload.to_string())
+    store.outbox_push(
+        KIND,
+        None,
+        attach.and_then(|(_, m)| m),
+        &payload.to_string(),
+    )
 }
 
 /// A failed hand-over to the relay.
@@ -311,7 +365,10 @@ pub struct RelayError {
 
 /// Something that takes emails: the SMTP relay, or a test double.
 pub trait Relay: Send + Sync {
-    fn send(&self, email: lettre::Message) -> impl std::future::Future<Output = Result<(), RelayError>> + Send;
+    fn send(
+        &self,
+        email: lettre::Message,
+    ) -> impl std::future::Future<Output = Result<(), RelayError>> + Send;
 }
 
 /// The configured SMTP relay.
@@ -328,20 +385,27 @@ impl Smtp {
         // default keeps any other rustls user from panicking. Only the first
         // call installs; later ones are no-ops.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let params = || TlsParameters::new(cfg.relay.clone()).map_err(|e| format!("TLS for `{}`: {e}", cfg.relay));
+        let params = || {
+            TlsParameters::new(cfg.relay.clone())
+                .map_err(|e| format!("TLS for `{}`: {e}", cfg.relay))
+        };
         let tls = match cfg.security {
             EmailSecurity::Plain => Tls::None,
             EmailSecurity::Starttls => Tls::Required(params()?),
             EmailSecurity::Tls => Tls::Wrapper(params()?),
         };
-        let mut b = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(cfg.relay.clone())
-            .port(cfg.port)
-            .tls(tls)
-            .timeout(Some(cfg.timeout));
+        let mut b = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(
+            cfg.relay.clone(),
+        )
+        .port(cfg.port)
+        .tls(tls)
+        .timeout(Some(cfg.timeout));
         if let (Some(u), Some(p)) = (&cfg.user, &cfg.password) {
             b = b.credentials(Credentials::new(u.clone(), p.clone()));
         }
-        Ok(Smtp { transport: b.build() })
+        Ok(Smtp {
+            transport: b.build(),
+        })
     }
 }
 
@@ -369,7 +433,10 @@ pub struct Report {
     pub next_due_ms: Option<i64>,
 }
 
-async fn blocking<T: Send + 'static>(store: &Store, f: impl FnOnce(&Store) -> T + Send + 'static) -> Option<T> {
+async fn blocking<T: Send + 'static>(
+    store: &Store,
+    f: impl FnOnce(&Store) -> T + Send + 'static,
+) -> Option<T> {
     let s = store.clone();
     match tokio::task::spawn_blocking(move || f(&s)).await {
         Ok(v) => Some(v),
@@ -381,7 +448,13 @@ async fn blocking<T: Send + 'static>(store: &Store, f: impl FnOnce(&Store) -> T 
 }
 
 /// Delivers every entry due at `now_ms` (oldest first), one at a time.
-pub async fn drain<R: Relay>(store: &Store, cfg: &EmailConfig, ctx: &Context, relay: &R, now_ms: i64) -> StoreResult<Report> {
+pub async fn drain<R: Relay>(
+    store: &Store,
+    cfg: &EmailConfig,
+    ctx: &Context,
+    relay: &R,
+    now_ms: i64,
+) -> StoreResult<Report> {
     let mut report = Report::default();
     let due = blocking(store, move |s| s.outbox_due(KIND, now_ms, 64))
         .await
@@ -394,15 +467,26 @@ pub async fn drain<R: Relay>(store: &Store, cfg: &EmailConfig, ctx: &Context, re
         let outcome = match composed {
             Ok(c) => {
                 let forward = c.forward;
-                match tokio::time::timeout(cfg.timeout + Duration::from_secs(5), relay.send(c.email)).await {
+                match tokio::time::timeout(
+                    cfg.timeout + Duration::from_secs(5),
+                    relay.send(c.email),
+                )
+                .await
+                {
                     Ok(Ok(())) => Ok(forward),
-                    Ok(Err(e)) => Err(format!("{}{}", if e.permanent { "refused: " } else { "" }, e.message)),
+                    Ok(Err(e)) => Err(format!(
+                        "{}{}",
+                        if e.permanent { "refused: " } else { "" },
+                        e.message
+                    )),
                     Err(_) => Err("the relay did not answer in time".into()),
                 }
             }
             Err(ComposeError::Obsolete(why)) => {
                 tracing::warn!(entry = item.id, mailbox = ?item.mailbox, message_id = ?item.message_id, %why, "email: nothing to send; entry dropped");
-                blocking(store, move |s| s.outbox_done(item.id)).await.transpose()?;
+                blocking(store, move |s| s.outbox_done(item.id))
+                    .await
+                    .transpose()?;
                 report.obsolete += 1;
                 continue;
             }
@@ -411,14 +495,20 @@ pub async fn drain<R: Relay>(store: &Store, cfg: &EmailConfig, ctx: &Context, re
         match outcome {
             Ok(forward) => {
                 let id = item.id;
-                blocking(store, move |s| s.outbox_done(id)).await.transpose()?;
+                blocking(store, move |s| s.outbox_done(id))
+                    .await
+                    .transpose()?;
                 report.sent += 1;
                 tracing::info!(entry = item.id, mailbox = ?item.mailbox, message_id = ?item.message_id, attempts = item.attempts + 1, "email: accepted by the relay");
                 if let Some(mid) = forward {
                     match blocking(store, move |s| s.remove_message(&mid)).await {
-                        Some(Ok(m)) => tracing::info!(mailbox = %m.mailbox, message_id = %m.id, "email: forwarded message removed from the mailbox"),
+                        Some(Ok(m)) => {
+                            tracing::info!(mailbox = %m.mailbox, message_id = %m.id, "email: forwarded message removed from the mailbox")
+                        }
                         Some(Err(StoreError::NotFound(_))) => {}
-                        Some(Err(e)) => tracing::error!(error = %e, "email: cannot remove a forwarded message (it stays)"),
+                        Some(Err(e)) => {
+                            tracing::error!(error = %e, "email: cannot remove a forwarded message (it stays)")
+                        }
                         None => {}
                     }
                 }
@@ -428,7 +518,9 @@ pub async fn drain<R: Relay>(store: &Store, cfg: &EmailConfig, ctx: &Context, re
                 match after_failure(cfg, &item, failed_at) {
                     Verdict::RetryAt(at) => {
                         let (id, w) = (item.id, why.clone());
-                        blocking(store, move |s| s.outbox_retry(id, at, &w)).await.transpose()?;
+                        blocking(store, move |s| s.outbox_retry(id, at, &w))
+                            .await
+                            .transpose()?;
                         report.failed += 1;
                         tracing::warn!(entry = item.id, mailbox = ?item.mailbox, message_id = ?item.message_id, attempts = item.attempts + 1, retry_in_ms = at - failed_at, error = %why, "email: not delivered; will retry");
                     }
@@ -457,7 +549,13 @@ pub async fn drain<R: Relay>(store: &Store, cfg: &EmailConfig, ctx: &Context, re
 /// The mailer: drains the queue whenever something is due, a message is
 /// stored (the store's change announcements) or `wake` is notified (the
 /// `email` action). Runs until aborted.
-pub async fn run<R: Relay>(store: Store, cfg: EmailConfig, ctx: Context, relay: R, wake: Arc<tokio::sync::Notify>) {
+pub async fn run<R: Relay>(
+    store: Store,
+    cfg: EmailConfig,
+    ctx: Context,
+    relay: R,
+    wake: Arc<tokio::sync::Notify>,
+) {
     let mut changes = store.subscribe();
     loop {
         let next = match drain(&store, &cfg, &ctx, &relay, now_ms()).await {
@@ -540,7 +638,9 @@ mod tests {
     }
 
     fn parse(bytes: &[u8]) -> mail_parser::Message<'_> {
-        mail_parser::MessageParser::default().parse(bytes).expect("valid MIME")
+        mail_parser::MessageParser::default()
+            .parse(bytes)
+            .expect("valid MIME")
     }
 
     #[test]
@@ -550,7 +650,10 @@ mod tests {
         assert!(check_template("{caler}").unwrap_err().contains("caler"));
         assert!(check_template("{mailbox").is_err());
         assert_eq!(
-            fill_template("{caller} → {mailbox} {unknown}\r\nx", &[("caller", "300".into()), ("mailbox", "201".into())]),
+            fill_template(
+                "{caller} → {mailbox} {unknown}\r\nx",
+                &[("caller", "300".into()), ("mailbox", "201".into())]
+            ),
             "300 → 201 {unknown}  x"
         );
         assert!(parse_address("vflow <vm@example.com>").is_ok());
@@ -574,10 +677,22 @@ mod tests {
             next_attempt_ms: 0,
             last_error: None,
         };
-        assert_eq!(after_failure(&c, &item, 1_000_000 + 5_000), Verdict::RetryAt(1_000_000 + 5_000 + 120_000));
-        assert_eq!(after_failure(&c, &item, 1_000_000 + 3_600_000), Verdict::GiveUp);
-        let forever = EmailConfig { give_up_after: None, ..cfg() };
-        assert!(matches!(after_failure(&forever, &item, i64::MAX / 2), Verdict::RetryAt(_)));
+        assert_eq!(
+            after_failure(&c, &item, 1_000_000 + 5_000),
+            Verdict::RetryAt(1_000_000 + 5_000 + 120_000)
+        );
+        assert_eq!(
+            after_failure(&c, &item, 1_000_000 + 3_600_000),
+            Verdict::GiveUp
+        );
+        let forever = EmailConfig {
+            give_up_after: None,
+            ..cfg()
+        };
+        assert!(matches!(
+            after_failure(&forever, &item, i64::MAX / 2),
+            Verdict::RetryAt(_)
+        ));
     }
 
     #[test]
@@ -590,18 +705,44 @@ mod tests {
         assert_eq!(c.forward, None);
         let bytes = c.email.formatted();
         let mail = parse(&bytes);
-        assert_eq!(mail.subject(), Some("Voicemail for 201 (Alice) from 300, 0:00"));
-        assert_eq!(mail.to().and_then(|a| a.first()).and_then(|a| a.address()), Some("alice@example.com"));
-        assert_eq!(mail.from().and_then(|a| a.first()).and_then(|a| a.address()), Some("voicemail@localhost"));
+        assert_eq!(
+            mail.subject(),
+            Some("Voicemail for 201 (Alice) from 300, 0:00")
+        );
+        assert_eq!(
+            mail.to().and_then(|a| a.first()).and_then(|a| a.address()),
+            Some("alice@example.com")
+        );
+        assert_eq!(
+            mail.from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address()),
+            Some("voicemail@localhost")
+        );
         let text = mail.body_text(0).unwrap();
-        assert!(text.contains("mailbox 201 (Alice)") && text.contains("From:     300") && text.contains(&m.id), "{text}");
+        assert!(
+            text.contains("mailbox 201 (Alice)")
+                && text.contains("From:     300")
+                && text.contains(&m.id),
+            "{text}"
+        );
         assert!(text.contains("2026-09-21 14:13 UTC"), "{text}");
         assert_eq!(mail.attachment_count(), 1);
         let att = mail.attachment(0).unwrap();
-        assert_eq!(att.attachment_name(), Some("voicemail-201-20260921-141320.wav"));
-        assert_eq!(att.content_type().map(|t| (t.ctype(), t.subtype())), Some(("audio", Some("wav"))));
+        assert_eq!(
+            att.attachment_name(),
+            Some("voicemail-201-20260921-141320.wav")
+        );
+        assert_eq!(
+            att.content_type().map(|t| (t.ctype(), t.subtype())),
+            Some(("audio", Some("wav")))
+        );
         let wav = std::fs::read(store.message_path("201", &m.id)).unwrap();
-        assert_eq!(att.contents(), wav.as_slice(), "the attachment is the stored WAV, byte for byte");
+        assert_eq!(
+            att.contents(),
+            wav.as_slice(),
+            "the attachment is the stored WAV, byte for byte"
+        );
     }
 
     #[test]
@@ -623,7 +764,10 @@ mod tests {
         let m = add_message(&store, "201", 1_790_000_000_000);
         let wav = std::fs::read(store.message_path("201", &m.id)).unwrap();
         let relay = Fake::default();
-        *relay.fail.lock().unwrap() = Some(RelayError { permanent: false, message: "421 try later".into() });
+        *relay.fail.lock().unwrap() = Some(RelayError {
+            permanent: false,
+            message: "421 try later".into(),
+        });
         let c = cfg();
 
         // The relay is down: the message stays, the entry waits 30 s.
@@ -641,12 +785,17 @@ mod tests {
         let r = drain(&store, &c, &ctx(), &relay, next).await.unwrap();
         assert_eq!(r.failed, 1);
         let pending = store.outbox_due(KIND, i64::MAX, 10).unwrap();
-        assert_eq!((pending[0].attempts, pending[0].last_error.as_deref()), (2, Some("421 try later")));
+        assert_eq!(
+            (pending[0].attempts, pending[0].last_error.as_deref()),
+            (2, Some("421 try later"))
+        );
         assert!((59_000..=61_000).contains(&(pending[0].next_attempt_ms - now_ms())));
 
         // Up: accepted, then removed; the queue is empty.
         *relay.fail.lock().unwrap() = None;
-        let r = drain(&store, &c, &ctx(), &relay, i64::MAX / 2).await.unwrap();
+        let r = drain(&store, &c, &ctx(), &relay, i64::MAX / 2)
+            .await
+            .unwrap();
         assert_eq!((r.sent, r.next_due_ms), (1, None));
         assert!(store.message(&m.id).unwrap().is_none());
         assert!(!store.message_path("201", &m.id).exists());
@@ -662,12 +811,21 @@ mod tests {
         mailbox_with(&store, EmailMode::Forward);
         let m = add_message(&store, "201", 1_790_000_000_000);
         let relay = Fake::default();
-        *relay.fail.lock().unwrap() = Some(RelayError { permanent: true, message: "550 no such user".into() });
-        let c = EmailConfig { give_up_after: Some(Duration::from_millis(1)), ..cfg() };
+        *relay.fail.lock().unwrap() = Some(RelayError {
+            permanent: true,
+            message: "550 no such user".into(),
+        });
+        let c = EmailConfig {
+            give_up_after: Some(Duration::from_millis(1)),
+            ..cfg()
+        };
         std::thread::sleep(Duration::from_millis(5));
         let r = drain(&store, &c, &ctx(), &relay, now_ms()).await.unwrap();
         assert_eq!((r.given_up, r.next_due_ms), (1, None));
-        assert!(store.message(&m.id).unwrap().is_some(), "the voicemail stays");
+        assert!(
+            store.message(&m.id).unwrap().is_some(),
+            "the voicemail stays"
+        );
     }
 
     #[tokio::test]
@@ -677,21 +835,51 @@ mod tests {
         let mut rec = store.begin_recording("r").unwrap();
         rec.append(&[1, 2, 3, 4, 5, 6]).unwrap();
         let path = store.commit_recording(rec, "survey-1").unwrap();
-        let rel = path.strip_prefix(&root).unwrap().to_str().unwrap().to_string();
-        queue_flow_email(&store, "ops@example.com", "Survey", "A comment came in.", Some((&rel, None))).unwrap();
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        queue_flow_email(
+            &store,
+            "ops@example.com",
+            "Survey",
+            "A comment came in.",
+            Some((&rel, None)),
+        )
+        .unwrap();
         queue_flow_email(&store, "Ops <ops@example.com>", "Plain", "No audio.", None).unwrap();
         // A message that went away before its email: dropped, not retried.
-        store.outbox_push(KIND, Some("201"), Some("gone"), r#"{"email":"a@example.com","mode":"attach"}"#).unwrap();
+        store
+            .outbox_push(
+                KIND,
+                Some("201"),
+                Some("gone"),
+                r#"{"email":"a@example.com","mode":"attach"}"#,
+            )
+            .unwrap();
         let relay = Fake::default();
-        let r = drain(&store, &cfg(), &ctx(), &relay, i64::MAX / 2).await.unwrap();
+        let r = drain(&store, &cfg(), &ctx(), &relay, i64::MAX / 2)
+            .await
+            .unwrap();
         assert_eq!((r.sent, r.obsolete, r.failed), (2, 1, 0));
         let taken = relay.taken.lock().unwrap();
         let a = parse(&taken[0]);
         assert_eq!(a.subject(), Some("Survey"));
-        assert_eq!(a.attachment(0).unwrap().contents(), std::fs::read(&path).unwrap().as_slice());
-        assert_eq!(a.attachment(0).unwrap().attachment_name(), Some("survey-1.wav"));
+        assert_eq!(
+            a.attachment(0).unwrap().contents(),
+            std::fs::read(&path).unwrap().as_slice()
+        );
+        assert_eq!(
+            a.attachment(0).unwrap().attachment_name(),
+            Some("survey-1.wav")
+        );
         let b = parse(&taken[1]);
         assert_eq!((b.subject(), b.attachment_count()), (Some("Plain"), 0));
-        assert_eq!(b.body_text(0).as_deref().map(str::trim_end), Some("No audio."));
+        assert_eq!(
+            b.body_text(0).as_deref().map(str::trim_end),
+            Some("No audio.")
+        );
     }
 }

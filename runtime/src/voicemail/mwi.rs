@@ -122,7 +122,11 @@ impl Target {
         if u.host.is_empty() {
             return Err(bad("has no host"));
         }
-        let host = u.host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = u
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         Ok(Target {
             uri: u.raw.clone(),
             host,
@@ -138,7 +142,9 @@ impl Target {
         tokio::net::lookup_host((self.host.as_str(), self.port))
             .await?
             .next()
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address"))
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address")
+            })
     }
 }
 
@@ -160,11 +166,21 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// An out-of-dialog NOTIFY (UDP).
-    Unsolicited { to: SocketAddr, uri: String, body: String },
+    Unsolicited {
+        to: SocketAddr,
+        uri: String,
+        body: String,
+    },
     /// The subscription's NOTIFY.
-    Subscription { sub: SubscriptionHandle, body: String },
+    Subscription {
+        sub: SubscriptionHandle,
+        body: String,
+    },
     /// End the subscription: there is no such mailbox (`noresource`).
-    Terminate { sub: SubscriptionHandle, reason: &'static str },
+    Terminate {
+        sub: SubscriptionHandle,
+        reason: &'static str,
+    },
 }
 
 /// Which mailbox each live subscription watches.
@@ -183,7 +199,12 @@ impl Subscriptions {
     }
 
     pub fn of(&self, mailbox: &str) -> Vec<SubscriptionHandle> {
-        let mut v: Vec<_> = self.by_sub.iter().filter(|(_, m)| *m == mailbox).map(|(s, _)| *s).collect();
+        let mut v: Vec<_> = self
+            .by_sub
+            .iter()
+            .filter(|(_, m)| *m == mailbox)
+            .map(|(s, _)| *s)
+            .collect();
         v.sort();
         v
     }
@@ -230,9 +251,15 @@ pub async fn run(
 ) {
     let mut changes = store.subscribe();
     let mut subs = Subscriptions::default();
-    let n = Notifier { store, host, output };
+    let n = Notifier {
+        store,
+        host,
+        output,
+    };
     // The first tick is at once: lamps are right after a restart.
-    let period = cfg.refresh.unwrap_or(std::time::Duration::from_secs(100 * 365 * 86_400));
+    let period = cfg
+        .refresh
+        .unwrap_or(std::time::Duration::from_secs(100 * 365 * 86_400));
     let mut refresh = tokio::time::interval(period);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -276,7 +303,10 @@ struct Notifier {
 }
 
 impl Notifier {
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&Store) -> Result<T> + Send + 'static) -> Option<T> {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Option<T> {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || f(&store)).await {
             Ok(Ok(v)) => Some(v),
@@ -306,7 +336,10 @@ impl Notifier {
         let Some((target, summary)) = found else {
             // Deleted: its subscribers hear so.
             for sub in watchers {
-                if !self.send(Output::Terminate { sub, reason: "noresource" }) {
+                if !self.send(Output::Terminate {
+                    sub,
+                    reason: "noresource",
+                }) {
                     return false;
                 }
             }
@@ -320,17 +353,26 @@ impl Notifier {
             match Target::parse(&target) {
                 Ok(t) => match t.resolve().await {
                     Ok(to) => {
-                        if !self.send(Output::Unsolicited { to, uri: t.uri, body: body.clone() }) {
+                        if !self.send(Output::Unsolicited {
+                            to,
+                            uri: t.uri,
+                            body: body.clone(),
+                        }) {
                             return false;
                         }
                     }
-                    Err(e) => tracing::warn!(%mailbox, %target, error = %e, "mwi: cannot resolve the target"),
+                    Err(e) => {
+                        tracing::warn!(%mailbox, %target, error = %e, "mwi: cannot resolve the target")
+                    }
                 },
                 Err(e) => tracing::warn!(%mailbox, error = %e, "mwi: bad target"),
             }
         }
         for sub in watchers {
-            if !self.send(Output::Subscription { sub, body: body.clone() }) {
+            if !self.send(Output::Subscription {
+                sub,
+                body: body.clone(),
+            }) {
                 return false;
             }
         }
@@ -373,14 +415,20 @@ impl Notifier {
         };
         let Some((_, summary)) = found else {
             tracing::info!(%mailbox, "mwi: subscription to an unknown mailbox");
-            return self.send(Output::Terminate { sub, reason: "noresource" });
+            return self.send(Output::Terminate {
+                sub,
+                reason: "noresource",
+            });
         };
         tracing::info!(%mailbox, ?change, new = summary.new, old = summary.old, "mwi: subscription");
         match change {
             SubscriptionChange::Ending => subs.remove(sub),
             SubscriptionChange::New | SubscriptionChange::Refreshed => subs.insert(sub, &mailbox),
         }
-        self.send(Output::Subscription { sub, body: summary.body(&account(&mailbox, &self.host)) })
+        self.send(Output::Subscription {
+            sub,
+            body: summary.body(&account(&mailbox, &self.host)),
+        })
     }
 }
 
@@ -393,12 +441,22 @@ mod tests {
 
     #[test]
     fn the_body_follows_rfc_3842() {
-        let s = Summary { new: 2, old: 1, urgent_new: 1, urgent_old: 0 };
+        let s = Summary {
+            new: 2,
+            old: 1,
+            urgent_new: 1,
+            urgent_old: 0,
+        };
         assert_eq!(
             s.body("sip:201@192.0.2.10"),
             "Messages-Waiting: yes\r\nMessage-Account: sip:201@192.0.2.10\r\nVoice-Message: 2/1 (1/0)\r\n"
         );
-        let idle = Summary { new: 0, old: 3, urgent_new: 0, urgent_old: 1 };
+        let idle = Summary {
+            new: 0,
+            old: 3,
+            urgent_new: 0,
+            urgent_old: 1,
+        };
         assert!(!idle.waiting());
         assert_eq!(
             idle.body(&account("sales", "vm.example")),
@@ -414,46 +472,97 @@ mod tests {
         let a = add_message(&store, "201", 1);
         let b = add_message(&store, "201", 2);
         let c = add_message(&store, "201", 3);
-        store.db().execute("UPDATE messages SET priority = 'urgent' WHERE id = ?1", [&b.id]).unwrap();
+        store
+            .db()
+            .execute(
+                "UPDATE messages SET priority = 'urgent' WHERE id = ?1",
+                [&b.id],
+            )
+            .unwrap();
         store.move_message(&a.id, Folder::Saved).unwrap();
         store.move_message(&c.id, Folder::Deleted).unwrap();
-        assert_eq!(Summary::of(&store, "201").unwrap(), Summary { new: 1, old: 1, urgent_new: 1, urgent_old: 0 });
+        assert_eq!(
+            Summary::of(&store, "201").unwrap(),
+            Summary {
+                new: 1,
+                old: 1,
+                urgent_new: 1,
+                urgent_old: 0
+            }
+        );
     }
 
     #[test]
     fn targets() {
         let t = Target::parse("sip:201@192.0.2.5:5070").unwrap();
-        assert_eq!((t.uri.as_str(), t.host.as_str(), t.port), ("sip:201@192.0.2.5:5070", "192.0.2.5", 5070));
+        assert_eq!(
+            (t.uri.as_str(), t.host.as_str(), t.port),
+            ("sip:201@192.0.2.5:5070", "192.0.2.5", 5070)
+        );
         assert_eq!(Target::parse("sip:201@phone.example").unwrap().port, 5060);
-        assert_eq!(Target::parse("sip:201@[2001:db8::1]:5062").unwrap().host, "2001:db8::1");
+        assert_eq!(
+            Target::parse("sip:201@[2001:db8::1]:5062").unwrap().host,
+            "2001:db8::1"
+        );
         assert!(Target::parse("sip:201@192.0.2.5;transport=udp").is_ok());
-        for bad in ["201", "sips:201@192.0.2.5", "sip:201@192.0.2.5;transport=tcp", "<sip:201@192.0.2.5>", "tel:201", ""] {
+        for bad in [
+            "201",
+            "sips:201@192.0.2.5",
+            "sip:201@192.0.2.5;transport=tcp",
+            "<sip:201@192.0.2.5>",
+            "tel:201",
+            "",
+        ] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
     }
 
     /// The next output within a second.
     async fn next(rx: &mut mpsc::UnboundedReceiver<Output>) -> Output {
-        tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("an output in time").expect("open")
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("an output in time")
+            .expect("open")
     }
 
     #[tokio::test]
     async fn the_notifier_sends_on_start_on_change_and_to_subscribers() {
         let (store, _) = temp_store("mwi-run");
-        create_mailbox(&store, "201", &MailboxUpdate { mwi: Some("sip:201@127.0.0.1:5999".into()), ..Default::default() })
-            .unwrap();
+        create_mailbox(
+            &store,
+            "201",
+            &MailboxUpdate {
+                mwi: Some("sip:201@127.0.0.1:5999".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         create_mailbox(&store, "202", &MailboxUpdate::default()).unwrap();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
         let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-        let cfg = MwiConfig { refresh: None, ..MwiConfig::default() };
+        let cfg = MwiConfig {
+            refresh: None,
+            ..MwiConfig::default()
+        };
         let task = tokio::spawn(run(store.clone(), cfg, "127.0.0.1".into(), in_rx, out_tx));
         let to: SocketAddr = "127.0.0.1:5999".parse().unwrap();
 
         // At start: the targeted mailbox, lamp off.
-        let body = |n: u32, o: u32, mb: &str| Summary { new: n, old: o, ..Summary::default() }.body(&account(mb, "127.0.0.1"));
+        let body = |n: u32, o: u32, mb: &str| {
+            Summary {
+                new: n,
+                old: o,
+                ..Summary::default()
+            }
+            .body(&account(mb, "127.0.0.1"))
+        };
         assert_eq!(
             next(&mut out_rx).await,
-            Output::Unsolicited { to, uri: "sip:201@127.0.0.1:5999".into(), body: body(0, 0, "201") }
+            Output::Unsolicited {
+                to,
+                uri: "sip:201@127.0.0.1:5999".into(),
+                body: body(0, 0, "201")
+            }
         );
         // A message: lamp on, from the store's counts.
         let m = tokio::task::spawn_blocking({
@@ -464,44 +573,109 @@ mod tests {
         .unwrap();
         assert_eq!(
             next(&mut out_rx).await,
-            Output::Unsolicited { to, uri: "sip:201@127.0.0.1:5999".into(), body: body(1, 0, "201") }
+            Output::Unsolicited {
+                to,
+                uri: "sip:201@127.0.0.1:5999".into(),
+                body: body(1, 0, "201")
+            }
         );
         // A subscriber to 201 gets the state at once, then every change.
         let sub = SubscriptionHandle(7);
-        in_tx.send(Input::Subscription { sub, user: Some("201".into()), change: SubscriptionChange::New }).unwrap();
-        assert_eq!(next(&mut out_rx).await, Output::Subscription { sub, body: body(1, 0, "201") });
+        in_tx
+            .send(Input::Subscription {
+                sub,
+                user: Some("201".into()),
+                change: SubscriptionChange::New,
+            })
+            .unwrap();
+        assert_eq!(
+            next(&mut out_rx).await,
+            Output::Subscription {
+                sub,
+                body: body(1, 0, "201")
+            }
+        );
         store.move_message(&m.id, Folder::Saved).unwrap();
         let mut got = vec![next(&mut out_rx).await, next(&mut out_rx).await];
         got.sort_by_key(|o| format!("{o:?}"));
         assert_eq!(
             got,
             vec![
-                Output::Subscription { sub, body: body(0, 1, "201") },
-                Output::Unsolicited { to, uri: "sip:201@127.0.0.1:5999".into(), body: body(0, 1, "201") },
+                Output::Subscription {
+                    sub,
+                    body: body(0, 1, "201")
+                },
+                Output::Unsolicited {
+                    to,
+                    uri: "sip:201@127.0.0.1:5999".into(),
+                    body: body(0, 1, "201")
+                },
             ]
         );
         // An unknown mailbox: noresource.
         let stray = SubscriptionHandle(8);
-        in_tx.send(Input::Subscription { sub: stray, user: Some("999".into()), change: SubscriptionChange::New }).unwrap();
-        assert_eq!(next(&mut out_rx).await, Output::Terminate { sub: stray, reason: "noresource" });
+        in_tx
+            .send(Input::Subscription {
+                sub: stray,
+                user: Some("999".into()),
+                change: SubscriptionChange::New,
+            })
+            .unwrap();
+        assert_eq!(
+            next(&mut out_rx).await,
+            Output::Terminate {
+                sub: stray,
+                reason: "noresource"
+            }
+        );
         // 202 has neither target nor subscriber: a change there sends nothing.
         // Un-SUBSCRIBE: one last state, then 201's changes reach only its target.
-        in_tx.send(Input::Subscription { sub, user: Some("201".into()), change: SubscriptionChange::Ending }).unwrap();
-        assert_eq!(next(&mut out_rx).await, Output::Subscription { sub, body: body(0, 1, "201") });
+        in_tx
+            .send(Input::Subscription {
+                sub,
+                user: Some("201".into()),
+                change: SubscriptionChange::Ending,
+            })
+            .unwrap();
+        assert_eq!(
+            next(&mut out_rx).await,
+            Output::Subscription {
+                sub,
+                body: body(0, 1, "201")
+            }
+        );
         tokio::task::spawn_blocking({
             let s = store.clone();
             move || add_message(&s, "202", 1)
         })
         .await
         .unwrap();
-        update_mailbox(&store, "201", &MailboxUpdate { name: Some("x".into()), ..Default::default() }).unwrap();
+        update_mailbox(
+            &store,
+            "201",
+            &MailboxUpdate {
+                name: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         store.move_message(&m.id, Folder::Deleted).unwrap();
         assert_eq!(
             next(&mut out_rx).await,
-            Output::Unsolicited { to, uri: "sip:201@127.0.0.1:5999".into(), body: body(0, 0, "201") }
+            Output::Unsolicited {
+                to,
+                uri: "sip:201@127.0.0.1:5999".into(),
+                body: body(0, 0, "201")
+            }
         );
-        assert!(out_rx.try_recv().is_err(), "nothing for 202, nothing for the ended subscription");
+        assert!(
+            out_rx.try_recv().is_err(),
+            "nothing for 202, nothing for the ended subscription"
+        );
         drop(in_tx);
-        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }
