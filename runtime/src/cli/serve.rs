@@ -86,7 +86,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     tracing::info!(units = flows.program.units.len(), entries = flows.program.entries.len(), prompts = prompts.len(), data = %config.node.data_dir.display(), "flows loaded");
 
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = if config.node.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(config.node.threads).enable_all().build()
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -111,6 +111,8 @@ pub async fn run(shared: Arc<Shared>, inc: IncomingCall, mut events: mpsc::Unbou
         listings: HashMap::new(),
         pending_greetings: HashMap::new(),
         last_recording: None,
+        hard: shared.hard_stop.clone(),
+        hard_open: true,
     };
 
     match state {
@@ -170,6 +172,9 @@ struct CallIo {
     /// The last recording this call stored (`record` or `leave_mail`), for
     /// `email attach`: its path under the data directory and its message id.
     last_recording: Option<(String, Option<String>)>,
+    /// The server's hard stop; `hard_open` goes false if its sender is gone.
+    hard: tokio::sync::watch::Receiver<bool>,
+    hard_open: bool,
 }
 
 impl CallIo {
@@ -266,6 +271,9 @@ impl CallIo {
 
     /// Runs media until something happens or `deadline` passes.
     async fn next(&mut self, deadline: Option<tokio::time::Instant>) -> Io {
+        // One timer per wait, not per loop turn.
+        let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400)));
+        tokio::pin!(sleep);
         loop {
             if self.ended {
                 return Io::HungUp;
@@ -283,40 +291,44 @@ impl CallIo {
                     }
                 }
             }
-            let mut hard = self.shared.hard_stop.clone();
             tokio::select! {
-                r = self.sock.recv_from(&mut self.rx) => {
-                    if let Ok((n, _from)) = r {
-                        // Malformed or foreign packets are counted by the session and ignored.
-                        let _ = self.session.handle_rtp(Instant::now(), &self.rx[..n]);
-                    }
-                }
-                _ = self.tick.tick() => {
-                    if let Some(n) = self.session.poll_frame(Instant::now(), &mut self.tx) {
-                        if !self.remote.ip().is_unspecified() {
-                            let _ = self.sock.send_to(&self.tx[..n], self.remote).await;
-                        }
-                    }
-                    self.stream_recording();
-                }
+                biased;
                 ev = self.events.recv() => match ev {
                     Some(CallEvent::Ended { .. }) | None => { self.ended = true; return Io::HungUp; }
                     Some(CallEvent::MediaUpdated(offer)) => self.remote = offer.remote_rtp,
                     Some(CallEvent::Transfer(o)) => return Io::Transfer(o),
                     Some(CallEvent::Confirmed) => {}
                 },
-                _ = hard.changed() => {
-                    if *hard.borrow() {
+                changed = self.hard.changed(), if self.hard_open => {
+                    if changed.is_err() {
+                        self.hard_open = false;
+                    } else if *self.hard.borrow() {
                         self.ended = true;
                         let _ = self.shared.commands.send(SipCommand::Hangup { call: self.call });
                         return Io::HungUp;
                     }
                 }
-                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
-                    return Io::Deadline;
-                }
+                _ = self.tick.tick() => self.pump_media(),
+                _ = &mut sleep, if deadline.is_some() => return Io::Deadline,
             }
         }
+    }
+
+    /// One 20 ms turn of the media: take every datagram that arrived, send
+    /// the next frame, stream the recording. One wake-up per frame per call,
+    /// whatever the peer sends (RTP waits at most one frame in the socket).
+    fn pump_media(&mut self) {
+        let now = Instant::now();
+        while let Ok((n, _from)) = self.sock.try_recv_from(&mut self.rx) {
+            // Malformed or foreign packets are counted by the session and ignored.
+            let _ = self.session.handle_rtp(now, &self.rx[..n]);
+        }
+        if let Some(n) = self.session.poll_frame(now, &mut self.tx) {
+            if !self.remote.ip().is_unspecified() {
+                let _ = self.sock.try_send_to(&self.tx[..n], self.remote);
+            }
+        }
+        self.stream_recording();
     }
 
     /// Moves what the recorder committed into the file, about once a second.
