@@ -7,7 +7,8 @@ use std::path::Path;
 fn main() {
     // Read at run time: a build script binary compiled in another checkout
     // sharing the target directory would otherwise carry that checkout's path.
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for build scripts");
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .expect("cargo sets CARGO_MANIFEST_DIR for build scripts");
     let root = Path::new(&manifest).join("../stdlib");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut sources = Vec::new();
@@ -38,13 +39,23 @@ fn main() {
     for p in &sources {
         let name = p.file_name().unwrap().to_string_lossy();
         let abs = p.canonicalize().unwrap();
-        writeln!(out, "    ({name:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
+        writeln!(
+            out,
+            "    ({name:?}, include_str!({:?})),",
+            abs.display().to_string()
+        )
+        .unwrap();
     }
     out.push_str("];\n/// The stdlib's prompts: (file name, WAV bytes).\npub static PROMPT_FILES: &[(&str, &[u8])] = &[\n");
     for p in &prompts {
         let name = p.file_name().unwrap().to_string_lossy();
         let abs = p.canonicalize().unwrap();
-        writeln!(out, "    ({name:?}, include_bytes!({:?})),", abs.display().to_string()).unwrap();
+        writeln!(
+            out,
+            "    ({name:?}, include_bytes!({:?})),",
+            abs.display().to_string()
+        )
+        .unwrap();
     }
     out.push_str("];\n");
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("stdlib_files.rs");

@@ -11,9 +11,15 @@ use vflow_compiler::source::{FileId, MemoryWorld};
 /// A flow of `n` nodes cycling through menu, set, test and switch nodes, every
 /// loop passing through a menu so it is valid.
 fn flow(name: &str, n: usize) -> String {
-    let mut s = format!("flow {name} {{\n  start named \"{name}\" -> n0\n  var count: int = 0\n  var text: string = \"\"\n");
+    let mut s = format!(
+        "flow {name} {{\n  start named \"{name}\" -> n0\n  var count: int = 0\n  var text: string = \"\"\n"
+    );
     for i in 0..n {
-        let next = if i + 1 < n { format!("n{}", i + 1) } else { "hangup".into() };
+        let next = if i + 1 < n {
+            format!("n{}", i + 1)
+        } else {
+            "hangup".into()
+        };
         match i % 4 {
             0 => writeln!(s, "  menu n{i} {{ prompt \"welcome.wav\" timeout 5s on \"1\" -> {next} on \"2#\" -> n0 on exhausted -> hangup }}"),
             1 => writeln!(s, "  set n{i} {{ count = count + {i} * 2  text = text + str(count)  $CP1 = substr(text, 0, 4)  on next -> {next} }}"),
@@ -35,23 +41,39 @@ fn world_with(files: &[(String, String)]) -> (MemoryWorld, Vec<FileId>) {
 
 fn bench(c: &mut Criterion) {
     let big = vec![("site/big.vflow".to_string(), flow("big", 10_000))];
-    let many: Vec<(String, String)> = (0..1000).map(|i| (format!("site/f{i}.vflow"), flow(&format!("f{i}"), 50))).collect();
+    let many: Vec<(String, String)> = (0..1000)
+        .map(|i| (format!("site/f{i}.vflow"), flow(&format!("f{i}"), 50)))
+        .collect();
     {
         let (mut w, ids) = world_with(&big);
-        assert!(!check::check(&mut w, &ids).has_errors(), "generated flow must be valid");
+        assert!(
+            !check::check(&mut w, &ids).has_errors(),
+            "generated flow must be valid"
+        );
         let (mut w, ids) = world_with(&many);
-        assert!(!check::check(&mut w, &ids).has_errors(), "generated flows must be valid");
+        assert!(
+            !check::check(&mut w, &ids).has_errors(),
+            "generated flows must be valid"
+        );
     }
 
     let mut g = c.benchmark_group("check");
     g.sample_size(10);
     g.throughput(Throughput::Elements(10_000));
     g.bench_function("one_flow_10000_nodes", |b| {
-        b.iter_batched(|| world_with(&big), |(mut w, ids)| check::check(&mut w, &ids), BatchSize::LargeInput)
+        b.iter_batched(
+            || world_with(&big),
+            |(mut w, ids)| check::check(&mut w, &ids),
+            BatchSize::LargeInput,
+        )
     });
     g.throughput(Throughput::Elements(1000 * 50));
     g.bench_function("1000_flows_50_nodes", |b| {
-        b.iter_batched(|| world_with(&many), |(mut w, ids)| check::check(&mut w, &ids), BatchSize::LargeInput)
+        b.iter_batched(
+            || world_with(&many),
+            |(mut w, ids)| check::check(&mut w, &ids),
+            BatchSize::LargeInput,
+        )
     });
     g.finish();
 }

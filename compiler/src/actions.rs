@@ -117,13 +117,36 @@ impl ActionSpec {
 }
 
 const fn p(name: &'static str, kind: ParamKind, doc: &'static str) -> ParamSpec {
-    ParamSpec { name, kind, required: true, one_of: &[], default: "", doc }
+    ParamSpec {
+        name,
+        kind,
+        required: true,
+        one_of: &[],
+        default: "",
+        doc,
+    }
 }
-const fn opt(name: &'static str, kind: ParamKind, default: &'static str, doc: &'static str) -> ParamSpec {
-    ParamSpec { name, kind, required: false, one_of: &[], default, doc }
+const fn opt(
+    name: &'static str,
+    kind: ParamKind,
+    default: &'static str,
+    doc: &'static str,
+) -> ParamSpec {
+    ParamSpec {
+        name,
+        kind,
+        required: false,
+        one_of: &[],
+        default,
+        doc,
+    }
 }
 const fn r(name: &'static str, unconnected: Unconnected, doc: &'static str) -> ResultSpec {
-    ResultSpec { name, unconnected, doc }
+    ResultSpec {
+        name,
+        unconnected,
+        doc,
+    }
 }
 
 use ParamKind::*;
@@ -139,8 +162,11 @@ const FOLDER: ParamSpec = ParamSpec {
     default: "",
     doc: "the folder: `\"new\"`, `\"saved\"` or `\"deleted\"`",
 };
-const INDEX: ParamSpec =
-    p("index", Expr(Int), "the message's position in the folder, from 0, as listed when the call first opened the mailbox");
+const INDEX: ParamSpec = p(
+    "index",
+    Expr(Int),
+    "the message's position in the folder, from 0, as listed when the call first opened the mailbox",
+);
 const GREETING_KIND: ParamSpec = ParamSpec {
     name: "kind",
     kind: Expr(Str),
@@ -161,8 +187,16 @@ pub static ACTIONS: &[ActionSpec] = &[
         params: &[],
         results: &[
             NEXT,
-            r("key", U::Disabled, "the caller pressed a key during playback (barge-in); `$KEY` holds it. Unconnected: no barge-in"),
-            r("failure", U::Next, "a prompt could not be played; unconnected: continue with `next`"),
+            r(
+                "key",
+                U::Disabled,
+                "the caller pressed a key during playback (barge-in); `$KEY` holds it. Unconnected: no barge-in",
+            ),
+            r(
+                "failure",
+                U::Next,
+                "a prompt could not be played; unconnected: continue with `next`",
+            ),
         ],
         extra: Extra::None,
         waits: true,
@@ -173,14 +207,42 @@ pub static ACTIONS: &[ActionSpec] = &[
         doc: "Plays prompts and waits for a key or key sequence.",
         prompts: true,
         params: &[
-            opt("timeout", Duration, "5s", "how long to wait for the first key"),
-            opt("retries", Expr(Int), "2", "failures (timeout or invalid key) allowed before `exhausted`"),
-            opt("interdigit", Duration, "2s", "how long to wait between the keys of a multi-key sequence"),
-            opt("invalid_prompt", PromptFile, "", "played after an invalid key, before the menu repeats"),
+            opt(
+                "timeout",
+                Duration,
+                "5s",
+                "how long to wait for the first key",
+            ),
+            opt(
+                "retries",
+                Expr(Int),
+                "2",
+                "failures (timeout or invalid key) allowed before `exhausted`",
+            ),
+            opt(
+                "interdigit",
+                Duration,
+                "2s",
+                "how long to wait between the keys of a multi-key sequence",
+            ),
+            opt(
+                "invalid_prompt",
+                PromptFile,
+                "",
+                "played after an invalid key, before the menu repeats",
+            ),
         ],
         results: &[
-            r("timeout", U::Repeat, "no key before the timeout; unconnected: the menu repeats"),
-            r("invalid", U::Repeat, "a key sequence the menu does not list; unconnected: the menu repeats"),
+            r(
+                "timeout",
+                U::Repeat,
+                "no key before the timeout; unconnected: the menu repeats",
+            ),
+            r(
+                "invalid",
+                U::Repeat,
+                "a key sequence the menu does not list; unconnected: the menu repeats",
+            ),
             r("exhausted", U::Warn, "the failure that goes past `retries`"),
         ],
         extra: Extra::Keys,
@@ -192,9 +254,23 @@ pub static ACTIONS: &[ActionSpec] = &[
         doc: "Collects digits into a string variable.",
         prompts: true,
         params: &[
-            p("into", Into(Str), "the string variable that receives the digits (the terminator is not stored)"),
-            opt("max_digits", Expr(Int), "20", "input ends after this many digits"),
-            opt("terminator", Expr(Str), "\"#\"", "the key that ends input early; `\"\"` for none"),
+            p(
+                "into",
+                Into(Str),
+                "the string variable that receives the digits (the terminator is not stored)",
+            ),
+            opt(
+                "max_digits",
+                Expr(Int),
+                "20",
+                "input ends after this many digits",
+            ),
+            opt(
+                "terminator",
+                Expr(Str),
+                "\"#\"",
+                "the key that ends input early; `\"\"` for none",
+            ),
             opt("timeout", Duration, "5s", "how long to wait for each digit"),
         ],
         results: &[NEXT, r("timeout", U::Warn, "no digit before the timeout")],
@@ -218,7 +294,12 @@ pub static ACTIONS: &[ActionSpec] = &[
         prompts: true,
         params: &[
             MAILBOX,
-            opt("greeting", Expr(Bool), "true", "play the mailbox's greeting first"),
+            opt(
+                "greeting",
+                Expr(Bool),
+                "true",
+                "play the mailbox's greeting first",
+            ),
             opt("beep", Expr(Bool), "true", "play a beep before recording"),
             opt("max_length", Duration, "120s", "the longest message"),
             opt(
@@ -237,8 +318,16 @@ pub static ACTIONS: &[ActionSpec] = &[
             },
         ],
         results: &[
-            r("next", U::Warn, "the message was stored (a caller hanging up while recording keeps it)"),
-            r("failure", U::Warn, "the mailbox is unknown or full, or nothing was recorded"),
+            r(
+                "next",
+                U::Warn,
+                "the message was stored (a caller hanging up while recording keeps it)",
+            ),
+            r(
+                "failure",
+                U::Warn,
+                "the mailbox is unknown or full, or nothing was recorded",
+            ),
         ],
         extra: Extra::None,
         waits: true,
@@ -258,11 +347,22 @@ pub static ACTIONS: &[ActionSpec] = &[
         name: "verify_pin",
         doc: "Checks a PIN against the mailbox; failures count towards the persistent lockout.",
         prompts: false,
-        params: &[MAILBOX, p("pin", Expr(Str), "the digits the caller entered")],
+        params: &[
+            MAILBOX,
+            p("pin", Expr(Str), "the digits the caller entered"),
+        ],
         results: &[
             r("valid", U::Warn, "the PIN is right"),
-            r("invalid", U::Warn, "the PIN is wrong, or the mailbox does not exist (the two are not told apart)"),
-            r("locked", U::Warn, "the mailbox is locked after too many failures"),
+            r(
+                "invalid",
+                U::Warn,
+                "the PIN is wrong, or the mailbox does not exist (the two are not told apart)",
+            ),
+            r(
+                "locked",
+                U::Warn,
+                "the mailbox is locked after too many failures",
+            ),
         ],
         extra: Extra::None,
         waits: true,
@@ -272,7 +372,15 @@ pub static ACTIONS: &[ActionSpec] = &[
         name: "message_count",
         doc: "Counts the messages in a mailbox folder into an int variable.",
         prompts: false,
-        params: &[MAILBOX, FOLDER, p("into", Into(Int), "the int variable that receives the count")],
+        params: &[
+            MAILBOX,
+            FOLDER,
+            p(
+                "into",
+                Into(Int),
+                "the int variable that receives the count",
+            ),
+        ],
         results: &[NEXT, FAILURE],
         extra: Extra::None,
         waits: true,
@@ -282,10 +390,24 @@ pub static ACTIONS: &[ActionSpec] = &[
         name: "play_message",
         doc: "Plays one message, optionally after its envelope (caller and time), and marks a new one as heard.",
         prompts: true,
-        params: &[MAILBOX, FOLDER, INDEX, opt("envelope", Expr(Bool), "true", "say who called and when first")],
+        params: &[
+            MAILBOX,
+            FOLDER,
+            INDEX,
+            opt(
+                "envelope",
+                Expr(Bool),
+                "true",
+                "say who called and when first",
+            ),
+        ],
         results: &[
             NEXT,
-            r("key", U::Disabled, "the caller pressed a key during playback; `$KEY` holds it. Unconnected: no barge-in"),
+            r(
+                "key",
+                U::Disabled,
+                "the caller pressed a key during playback; `$KEY` holds it. Unconnected: no barge-in",
+            ),
             r("failure", U::Warn, "there is no such message"),
         ],
         extra: Extra::None,
@@ -316,7 +438,11 @@ pub static ACTIONS: &[ActionSpec] = &[
         name: "record_greeting",
         doc: "Records a new greeting after a beep; it is used once `set_greeting` activates it.",
         prompts: true,
-        params: &[MAILBOX, GREETING_KIND, opt("max_length", Duration, "60s", "the longest greeting")],
+        params: &[
+            MAILBOX,
+            GREETING_KIND,
+            opt("max_length", Duration, "60s", "the longest greeting"),
+        ],
         results: &[NEXT, r("timeout", U::Warn, "nothing was recorded"), FAILURE],
         extra: Extra::None,
         waits: true,
@@ -350,7 +476,11 @@ pub static ACTIONS: &[ActionSpec] = &[
         params: &[MAILBOX, p("pin", Expr(Str), "the new PIN")],
         results: &[
             NEXT,
-            r("invalid", U::Warn, "the PIN policy refused it (too short, repeated or sequential digits, the mailbox number)"),
+            r(
+                "invalid",
+                U::Warn,
+                "the PIN policy refused it (too short, repeated or sequential digits, the mailbox number)",
+            ),
             FAILURE,
         ],
         extra: Extra::None,
@@ -363,10 +493,18 @@ pub static ACTIONS: &[ActionSpec] = &[
         prompts: true,
         params: &[p("to", Expr(Str), "the destination number")],
         results: &[
-            r("next", U::End, "the transfer succeeded and the caller has left the flow"),
+            r(
+                "next",
+                U::End,
+                "the transfer succeeded and the caller has left the flow",
+            ),
             r("busy", U::Warn, "the destination was busy"),
             r("no_answer", U::Warn, "the destination did not answer"),
-            r("failure", U::Warn, "the transfer failed or the destination is not allowed"),
+            r(
+                "failure",
+                U::Warn,
+                "the transfer failed or the destination is not allowed",
+            ),
         ],
         extra: Extra::None,
         waits: true,
@@ -378,14 +516,36 @@ pub static ACTIONS: &[ActionSpec] = &[
         prompts: true,
         params: &[
             p("to", Expr(Str), "the destination number"),
-            opt("timeout", Duration, "20s", "how long the destination may ring"),
-            opt("music", PromptFile, "", "what the caller hears while waiting"),
+            opt(
+                "timeout",
+                Duration,
+                "20s",
+                "how long the destination may ring",
+            ),
+            opt(
+                "music",
+                PromptFile,
+                "",
+                "what the caller hears while waiting",
+            ),
         ],
         results: &[
-            r("next", U::End, "the destination answered and the caller is connected"),
+            r(
+                "next",
+                U::End,
+                "the destination answered and the caller is connected",
+            ),
             r("busy", U::Warn, "the destination was busy"),
-            r("no_answer", U::Warn, "the destination did not answer in time"),
-            r("failure", U::Warn, "the transfer failed or the destination is not allowed"),
+            r(
+                "no_answer",
+                U::Warn,
+                "the destination did not answer in time",
+            ),
+            r(
+                "failure",
+                U::Warn,
+                "the transfer failed or the destination is not allowed",
+            ),
         ],
         extra: Extra::None,
         waits: true,
@@ -396,9 +556,19 @@ pub static ACTIONS: &[ActionSpec] = &[
         doc: "Records the caller into a named recording; `$RECORDING` names the last one.",
         prompts: true,
         params: &[
-            opt("recording", Expr(Str), "the node name", "the recording's name"),
+            opt(
+                "recording",
+                Expr(Str),
+                "the node name",
+                "the recording's name",
+            ),
             opt("max_length", Duration, "60s", "the longest recording"),
-            opt("silence", Duration, "3s", "stop after this much silence; `0s` never stops on silence"),
+            opt(
+                "silence",
+                Duration,
+                "3s",
+                "stop after this much silence; `0s` never stops on silence",
+            ),
             opt("beep", Expr(Bool), "true", "play a beep before recording"),
         ],
         results: &[NEXT, r("timeout", U::Warn, "nothing was recorded"), FAILURE],
@@ -414,9 +584,17 @@ pub static ACTIONS: &[ActionSpec] = &[
             p("to", Expr(Str), "the address"),
             opt("subject", Expr(Str), "\"\"", "the subject"),
             opt("body", Expr(Str), "\"\"", "the text"),
-            opt("attach", Expr(Bool), "false", "attach the last recording of this call"),
+            opt(
+                "attach",
+                Expr(Bool),
+                "false",
+                "attach the last recording of this call",
+            ),
         ],
-        results: &[r("next", U::Warn, "the message was queued for delivery"), FAILURE],
+        results: &[
+            r("next", U::Warn, "the message was queued for delivery"),
+            FAILURE,
+        ],
         extra: Extra::None,
         waits: true,
         terminal: false,
@@ -426,7 +604,14 @@ pub static ACTIONS: &[ActionSpec] = &[
         doc: "Assigns variables, in order.",
         prompts: false,
         params: &[],
-        results: &[NEXT, r("failure", U::Warn, "an expression faulted (division by zero, bad `int()`)")],
+        results: &[
+            NEXT,
+            r(
+                "failure",
+                U::Warn,
+                "an expression faulted (division by zero, bad `int()`)",
+            ),
+        ],
         extra: Extra::Assign,
         waits: false,
         terminal: false,
@@ -439,7 +624,11 @@ pub static ACTIONS: &[ActionSpec] = &[
         results: &[
             r("true", U::Warn, "the condition holds"),
             r("false", U::Warn, "it does not"),
-            r("failure", U::Warn, "the condition faulted (division by zero, bad `int()`)"),
+            r(
+                "failure",
+                U::Warn,
+                "the condition faulted (division by zero, bad `int()`)",
+            ),
         ],
         extra: Extra::None,
         waits: false,
@@ -469,7 +658,10 @@ pub static ACTIONS: &[ActionSpec] = &[
         name: "wait",
         doc: "Holds the caller, with music or silence.",
         prompts: true,
-        params: &[p("duration", Duration, "how long"), opt("music", PromptFile, "", "what the caller hears")],
+        params: &[
+            p("duration", Duration, "how long"),
+            opt("music", PromptFile, "", "what the caller hears"),
+        ],
         results: &[NEXT],
         extra: Extra::None,
         waits: true,
@@ -502,21 +694,37 @@ pub fn action(name: &str) -> Option<&'static ActionSpec> {
 }
 
 /// Start point kinds: how a call enters a flow.
-pub const START_KINDS: &[&str] = &["leave", "collect", "auto_attendant", "queued", "still_queued", "named"];
+pub const START_KINDS: &[&str] = &[
+    "leave",
+    "collect",
+    "auto_attendant",
+    "queued",
+    "still_queued",
+    "named",
+];
 
 /// Read-only system variables (`$NAME`), all strings.
 pub const SYSTEM_VARS: &[(&str, &str)] = &[
     ("CLI", "the caller's number"),
     ("DDI", "the number the caller dialled"),
-    ("TARGET", "the mailbox or name the call entered for (the start point's name)"),
+    (
+        "TARGET",
+        "the mailbox or name the call entered for (the start point's name)",
+    ),
     ("KEY", "the last key sequence the caller entered"),
     ("CALLER_NAME", "the caller's display name"),
     ("TIME", "the call's local time, `HH:MM`"),
     ("DATE", "the call's local date, `YYYY-MM-DD`"),
     ("DAY", "the weekday, `mon` … `sun`"),
     ("CALL_ID", "the call's unique id"),
-    ("REASON", "why the call reached voicemail: `busy`, `no_answer`, `dnd`, `direct` or `unknown`"),
-    ("RECORDING", "the name of the last recording made in this call"),
+    (
+        "REASON",
+        "why the call reached voicemail: `busy`, `no_answer`, `dnd`, `direct` or `unknown`",
+    ),
+    (
+        "RECORDING",
+        "the name of the last recording made in this call",
+    ),
 ];
 
 /// The number of call variables `$CP0` … `$CP15`.
@@ -527,11 +735,31 @@ pub const CALL_VARS: usize = 16;
 /// `in_profile(PROFILE) -> bool`, which takes a time profile name.
 pub const FUNCTIONS: &[(&str, &[Ty], Ty, &str)] = &[
     ("len", &[Str], Int, "the length in characters"),
-    ("int", &[Str], Int, "parses a decimal number; a runtime fault if it is not one"),
-    ("substr", &[Str, Int, Int], Str, "`substr(s, start, length)`, clamped to the string"),
+    (
+        "int",
+        &[Str],
+        Int,
+        "parses a decimal number; a runtime fault if it is not one",
+    ),
+    (
+        "substr",
+        &[Str, Int, Int],
+        Str,
+        "`substr(s, start, length)`, clamped to the string",
+    ),
     ("trim", &[Str], Str, "without leading and trailing spaces"),
-    ("replace", &[Str, Str, Str], Str, "`replace(s, from, to)`, every occurrence"),
-    ("is_digits", &[Str], Bool, "whether the string is one or more digits 0-9"),
+    (
+        "replace",
+        &[Str, Str, Str],
+        Str,
+        "`replace(s, from, to)`, every occurrence",
+    ),
+    (
+        "is_digits",
+        &[Str],
+        Bool,
+        "whether the string is one or more digits 0-9",
+    ),
     ("lower", &[Str], Str, "in lower case"),
     ("upper", &[Str], Str, "in upper case"),
     ("abs", &[Int], Int, "the absolute value"),
@@ -560,10 +788,31 @@ mod tests {
     #[test]
     fn every_design_action_is_present() {
         for name in [
-            "play", "menu", "input", "hangup", "leave_mail", "get_mail", "verify_pin", "message_count",
-            "play_message", "save_message", "delete_message", "record_greeting", "set_pin", "set_greeting",
-            "transfer", "assisted_transfer", "record", "email", "set", "test", "switch", "call", "wait",
-            "goto_start", "home",
+            "play",
+            "menu",
+            "input",
+            "hangup",
+            "leave_mail",
+            "get_mail",
+            "verify_pin",
+            "message_count",
+            "play_message",
+            "save_message",
+            "delete_message",
+            "record_greeting",
+            "set_pin",
+            "set_greeting",
+            "transfer",
+            "assisted_transfer",
+            "record",
+            "email",
+            "set",
+            "test",
+            "switch",
+            "call",
+            "wait",
+            "goto_start",
+            "home",
         ] {
             assert!(action(name).is_some(), "{name}");
         }

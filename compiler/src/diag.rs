@@ -139,7 +139,11 @@ impl Diagnostic {
         self
     }
     pub fn related(mut self, file: FileId, span: Span, label: impl Into<String>) -> Diagnostic {
-        self.related.push(Related { file, span, label: label.into() });
+        self.related.push(Related {
+            file,
+            span,
+            label: label.into(),
+        });
         self
     }
 
@@ -155,7 +159,11 @@ impl Diagnostic {
         color: bool,
     ) -> String {
         use miette::{GraphicalReportHandler, GraphicalTheme};
-        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
         let mut help = self.help.clone();
         // miette labels live in one source; related spans elsewhere become notes.
         for r in self.related.iter().filter(|r| r.file != self.file) {
@@ -164,7 +172,11 @@ impl Diagnostic {
                 help.push_str(&format!("\nnote: {} at {}:{line}:{col}", r.label, f.name));
             }
         }
-        let report = Rendered { diag: self, source: file, help };
+        let report = Rendered {
+            diag: self,
+            source: file,
+            help,
+        };
         let mut out = String::new();
         GraphicalReportHandler::new_themed(theme)
             .with_width(100)
@@ -254,7 +266,11 @@ impl miette::SourceCode for Rendered<'_> {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'b> + 'b>, miette::MietteError> {
-        let inner = self.source.text.as_ref().read_span(span, context_lines_before, context_lines_after)?;
+        let inner =
+            self.source
+                .text
+                .as_ref()
+                .read_span(span, context_lines_before, context_lines_after)?;
         Ok(Box::new(miette::MietteSpanContents::new_named(
             self.source.name.clone(),
             inner.data(),

@@ -3,15 +3,15 @@
 //! `source → syntax (pest) → AST → check → IR → interpreter`. The crate does no
 //! I/O: files, the stdlib and prompts come in through [`source::World`].
 
+pub mod actions;
+pub mod check;
 pub mod diag;
+pub mod exec;
+pub mod interp;
+pub mod ir;
+pub mod jit;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;
-pub mod actions;
-pub mod check;
-pub mod ir;
-pub mod exec;
-pub mod interp;
-pub mod jit;
 
 pub use jit::engine_name;

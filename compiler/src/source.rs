@@ -21,7 +21,10 @@ pub struct Span {
 
 impl Span {
     pub fn new(start: usize, end: usize) -> Span {
-        Span { start: start as u32, end: end as u32 }
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
     pub fn len(self) -> usize {
         (self.end - self.start) as usize
@@ -34,11 +37,17 @@ impl Span {
     }
     /// The same span moved `by` bytes to the right (for re-parsed chunks).
     pub fn shifted(self, by: usize) -> Span {
-        Span { start: self.start + by as u32, end: self.end + by as u32 }
+        Span {
+            start: self.start + by as u32,
+            end: self.end + by as u32,
+        }
     }
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 }
 
@@ -120,7 +129,10 @@ impl MemoryWorld {
 
     /// Adds (or replaces) a file; `path` uses `/` separators.
     pub fn add(&mut self, path: &str, text: &str) -> FileId {
-        let file = SourceFile { name: path.to_string(), text: Arc::from(text) };
+        let file = SourceFile {
+            name: path.to_string(),
+            text: Arc::from(text),
+        };
         if let Some(&id) = self.by_path.get(path) {
             self.files[id.0 as usize] = file;
             return id;
@@ -171,8 +183,9 @@ impl World for MemoryWorld {
         } else {
             join_path(dir_of(&self.file(from).name), path)
         };
-        self.id(&full)
-            .ok_or_else(|| ImportError { reason: format!("no file `{full}`") })
+        self.id(&full).ok_or_else(|| ImportError {
+            reason: format!("no file `{full}`"),
+        })
     }
 
     fn prompt_exists(&self, from: FileId, name: &str) -> bool {

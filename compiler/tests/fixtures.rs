@@ -13,15 +13,28 @@ use std::path::{Path, PathBuf};
 use vflow_compiler::check;
 use vflow_compiler::source::{MemoryWorld, World};
 
-const PROMPTS: &[&str] = &["welcome.wav", "menu.wav", "bye.wav", "closed.wav", "hold.wav"];
+const PROMPTS: &[&str] = &[
+    "welcome.wav",
+    "menu.wav",
+    "bye.wav",
+    "closed.wav",
+    "hold.wav",
+];
 
 fn fixture_dir(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(kind)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind)
 }
 
 fn files(kind: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(fixture_dir(kind))
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "vflow")).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "vflow"))
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -42,7 +55,12 @@ fn world(kind: &str) -> MemoryWorld {
 
 fn check_one(kind: &str, path: &Path) -> (MemoryWorld, check::Checked) {
     let mut w = world(kind);
-    let id = w.id(&format!("{kind}/{}", path.file_name().unwrap().to_string_lossy())).unwrap();
+    let id = w
+        .id(&format!(
+            "{kind}/{}",
+            path.file_name().unwrap().to_string_lossy()
+        ))
+        .unwrap();
     let checked = check::check(&mut w, &[id]);
     (w, checked)
 }
@@ -67,7 +85,11 @@ fn valid_fixtures_have_no_diagnostics() {
             failures.push(format!("{}:\n{}", p.display(), render(&w, &checked)));
         }
     }
-    assert!(failures.is_empty(), "valid fixtures with diagnostics:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "valid fixtures with diagnostics:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -85,7 +107,11 @@ fn invalid_fixtures_report_the_annotated_codes() {
                 }
             }
         }
-        assert!(!expected.is_empty(), "{}: an invalid fixture needs at least one `//~ CODE` annotation", p.display());
+        assert!(
+            !expected.is_empty(),
+            "{}: an invalid fixture needs at least one `//~ CODE` annotation",
+            p.display()
+        );
         let (w, checked) = check_one("invalid", p);
         // Only the fixture's own diagnostics count; an imported fixture is
         // checked (and annotated) as a root of its own.
@@ -94,7 +120,12 @@ fn invalid_fixtures_report_the_annotated_codes() {
             .diagnostics
             .iter()
             .filter(|d| d.file == file)
-            .map(|d| (w.file(file).line_col(d.span.start).0, d.code.as_str().to_string()))
+            .map(|d| {
+                (
+                    w.file(file).line_col(d.span.start).0,
+                    d.code.as_str().to_string(),
+                )
+            })
             .collect();
         if actual != expected {
             let missing: Vec<_> = expected.difference(&actual).collect();
@@ -124,7 +155,13 @@ fn every_code_has_an_invalid_fixture() {
             }
         }
     }
-    let missing: Vec<&str> =
-        vflow_compiler::diag::Code::ALL.iter().map(|c| c.as_str()).filter(|c| !seen.contains(*c)).collect();
-    assert!(missing.is_empty(), "codes without an invalid fixture: {missing:?}");
+    let missing: Vec<&str> = vflow_compiler::diag::Code::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|c| !seen.contains(*c))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "codes without an invalid fixture: {missing:?}"
+    );
 }

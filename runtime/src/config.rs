@@ -209,13 +209,22 @@ impl Default for Config {
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        NodeConfig { name: "vflow".into(), data_dir: PathBuf::from("var"), time_zone: None, threads: 1 }
+        NodeConfig {
+            name: "vflow".into(),
+            data_dir: PathBuf::from("var"),
+            time_zone: None,
+            threads: 1,
+        }
     }
 }
 
 impl Default for FlowsConfig {
     fn default() -> Self {
-        FlowsConfig { paths: vec![PathBuf::from("flows")], stdlib: None, engine: None }
+        FlowsConfig {
+            paths: vec![PathBuf::from("flows")],
+            stdlib: None,
+            engine: None,
+        }
     }
 }
 
@@ -226,7 +235,10 @@ impl Default for SipConfig {
             udp: true,
             tcp: true,
             public_address: None,
-            trusted_peers: vec!["127.0.0.0/8".parse().expect("literal"), "::1/128".parse().expect("literal")],
+            trusted_peers: vec![
+                "127.0.0.0/8".parse().expect("literal"),
+                "::1/128".parse().expect("literal"),
+            ],
             rate_limit: 200,
             ban: Duration::from_secs(60),
         }
@@ -235,7 +247,13 @@ impl Default for SipConfig {
 
 impl Default for RtpConfig {
     fn default() -> Self {
-        RtpConfig { ports: PortRange { first: 20000, last: 20999 }, timeout: Duration::from_secs(30) }
+        RtpConfig {
+            ports: PortRange {
+                first: 20000,
+                last: 20999,
+            },
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -344,13 +362,21 @@ impl Default for VoicemailConfig {
 
 impl Default for PinConfig {
     fn default() -> Self {
-        PinConfig { min_length: 4, max_length: 12, lockout_attempts: 5, lockout_for: Duration::from_secs(15 * 60) }
+        PinConfig {
+            min_length: 4,
+            max_length: 12,
+            lockout_attempts: 5,
+            lockout_for: Duration::from_secs(15 * 60),
+        }
     }
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_messages: 100, max_message_length: Duration::from_secs(180) }
+        LimitsConfig {
+            max_messages: 100,
+            max_message_length: Duration::from_secs(180),
+        }
     }
 }
 
@@ -367,7 +393,9 @@ impl Default for RetentionConfig {
 
 impl Default for ShutdownConfig {
     fn default() -> Self {
-        ShutdownConfig { grace: Duration::from_secs(30) }
+        ShutdownConfig {
+            grace: Duration::from_secs(30),
+        }
     }
 }
 
@@ -425,7 +453,11 @@ impl Config {
                 let loc = inner.location();
                 // serde_yaml appends "at line L column C"; the location is shown separately.
                 let message = inner.to_string();
-                let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_string();
                 ConfigError {
                     file: name.to_string(),
                     line: loc.as_ref().map(|l| l.line()),
@@ -449,23 +481,38 @@ impl Config {
         };
         if let Some(tz) = &self.node.time_zone {
             if jiff::tz::TimeZone::get(tz).is_err() {
-                return Err(err("node.time_zone", format!("unknown time zone `{tz}`; use an IANA name such as `Europe/London`")));
+                return Err(err(
+                    "node.time_zone",
+                    format!("unknown time zone `{tz}`; use an IANA name such as `Europe/London`"),
+                ));
             }
         }
         if let Some(e) = &self.flows.engine {
             if e != "jit" && e != "interp" {
-                return Err(err("flows.engine", format!("unknown engine `{e}`; use `jit` or `interp`")));
+                return Err(err(
+                    "flows.engine",
+                    format!("unknown engine `{e}`; use `jit` or `interp`"),
+                ));
             }
         }
         if !self.sip.udp && !self.sip.tcp {
-            return Err(err("sip.udp", "both UDP and TCP are off; enable at least one".into()));
+            return Err(err(
+                "sip.udp",
+                "both UDP and TCP are off; enable at least one".into(),
+            ));
         }
         if self.sip.rate_limit == 0 {
-            return Err(err("sip.rate_limit", "must be at least 1 request per second".into()));
+            return Err(err(
+                "sip.rate_limit",
+                "must be at least 1 request per second".into(),
+            ));
         }
         let r = &self.rtp.ports;
         if r.last < r.first || r.last - r.first < 1 {
-            return Err(err("rtp.ports", "the range must hold at least two ports, e.g. `20000-20999`".into()));
+            return Err(err(
+                "rtp.ports",
+                "the range must hold at least two ports, e.g. `20000-20999`".into(),
+            ));
         }
         if self.rtp.timeout.is_zero() {
             return Err(err("rtp.timeout", "must be longer than 0s".into()));
@@ -474,11 +521,17 @@ impl Config {
             ("routing.leave_prefix", &self.routing.leave_prefix),
             ("routing.collect_prefix", &self.routing.collect_prefix),
             ("routing.queued_prefix", &self.routing.queued_prefix),
-            ("routing.still_queued_prefix", &self.routing.still_queued_prefix),
+            (
+                "routing.still_queued_prefix",
+                &self.routing.still_queued_prefix,
+            ),
         ];
         for (key, p) in prefixes {
             if p.is_empty() {
-                return Err(err(key, "a prefix cannot be empty (it would match every call)".into()));
+                return Err(err(
+                    key,
+                    "a prefix cannot be empty (it would match every call)".into(),
+                ));
             }
         }
         self.validate_voicemail(name, text)?;
@@ -498,7 +551,10 @@ impl Config {
             return Err(err("mwi.refresh", "must be at least 1s, or `never`".into()));
         }
         if m.min_expires.is_zero() || m.max_expires < m.min_expires {
-            return Err(err("mwi.max_expires", "min_expires must be above 0s and max_expires at least min_expires".into()));
+            return Err(err(
+                "mwi.max_expires",
+                "min_expires must be above 0s and max_expires at least min_expires".into(),
+            ));
         }
         let e = &self.email;
         if let Err(why) = crate::voicemail::mail::parse_address(&e.from) {
@@ -508,16 +564,25 @@ impl Config {
             return Err(err("email.subject", why));
         }
         if !e.relay.is_empty() && e.port == 0 {
-            return Err(err("email.port", "must be a port number (25, 465, 587…)".into()));
+            return Err(err(
+                "email.port",
+                "must be a port number (25, 465, 587…)".into(),
+            ));
         }
         if e.user.is_some() != e.password.is_some() {
-            return Err(err("email.user", "give both `user` and `password`, or neither".into()));
+            return Err(err(
+                "email.user",
+                "give both `user` and `password`, or neither".into(),
+            ));
         }
         if e.timeout.is_zero() {
             return Err(err("email.timeout", "must be longer than 0s".into()));
         }
         if e.retry_first.is_zero() || e.retry_max < e.retry_first {
-            return Err(err("email.retry_max", "retry_first must be above 0s and retry_max at least retry_first".into()));
+            return Err(err(
+                "email.retry_max",
+                "retry_first must be above 0s and retry_max at least retry_first".into(),
+            ));
         }
         Ok(())
     }
@@ -532,52 +597,108 @@ impl Config {
         };
         let vm = &self.voicemail;
         if vm.pin.min_length == 0 || vm.pin.min_length > 15 {
-            return Err(err("voicemail.pin.min_length", "must be between 1 and 15 digits".into()));
+            return Err(err(
+                "voicemail.pin.min_length",
+                "must be between 1 and 15 digits".into(),
+            ));
         }
         if vm.pin.max_length < vm.pin.min_length || vm.pin.max_length > 15 {
-            return Err(err("voicemail.pin.max_length", "must be between min_length and 15 digits".into()));
+            return Err(err(
+                "voicemail.pin.max_length",
+                "must be between min_length and 15 digits".into(),
+            ));
         }
         if vm.pin.lockout_attempts == 0 {
-            return Err(err("voicemail.pin.lockout_attempts", "must be at least 1".into()));
+            return Err(err(
+                "voicemail.pin.lockout_attempts",
+                "must be at least 1".into(),
+            ));
         }
         if vm.pin.lockout_for.is_zero() {
-            return Err(err("voicemail.pin.lockout_for", "must be longer than 0s".into()));
+            return Err(err(
+                "voicemail.pin.lockout_for",
+                "must be longer than 0s".into(),
+            ));
         }
         if vm.limits.max_messages == 0 {
-            return Err(err("voicemail.limits.max_messages", "must be at least 1".into()));
+            return Err(err(
+                "voicemail.limits.max_messages",
+                "must be at least 1".into(),
+            ));
         }
         if vm.limits.max_message_length < Duration::from_secs(1) {
-            return Err(err("voicemail.limits.max_message_length", "must be at least 1s".into()));
+            return Err(err(
+                "voicemail.limits.max_message_length",
+                "must be at least 1s".into(),
+            ));
         }
         if vm.housekeeping_every < Duration::from_secs(1) {
-            return Err(err("voicemail.housekeeping_every", "must be at least 1s".into()));
+            return Err(err(
+                "voicemail.housekeeping_every",
+                "must be at least 1s".into(),
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for m in &vm.mailboxes {
             let key = "voicemail.mailboxes";
             if !crate::store::Store::valid_name(&m.id) {
-                return Err(err(key, format!("`{}` is not a mailbox id (letters, digits, `-_.+`, at most 64)", m.id)));
+                return Err(err(
+                    key,
+                    format!(
+                        "`{}` is not a mailbox id (letters, digits, `-_.+`, at most 64)",
+                        m.id
+                    ),
+                ));
             }
             if !seen.insert(m.id.as_str()) {
                 return Err(err(key, format!("mailbox `{}` is declared twice", m.id)));
             }
             if m.pin.is_some() && m.pin_hash.is_some() {
-                return Err(err(key, format!("mailbox `{}`: give `pin` or `pin_hash`, not both", m.id)));
+                return Err(err(
+                    key,
+                    format!("mailbox `{}`: give `pin` or `pin_hash`, not both", m.id),
+                ));
             }
-            if let Some(Err(why)) = m.pin.as_deref().map(|p| crate::voicemail::pin::check_policy(&vm.pin, &m.id, p)) {
+            if let Some(Err(why)) = m
+                .pin
+                .as_deref()
+                .map(|p| crate::voicemail::pin::check_policy(&vm.pin, &m.id, p))
+            {
                 return Err(err(key, format!("mailbox `{}`: the PIN {why}", m.id)));
             }
-            if m.pin_hash.as_deref().is_some_and(|h| !crate::voicemail::pin::is_hash(h)) {
-                return Err(err(key, format!("mailbox `{}`: `pin_hash` is not an argon2 PHC string", m.id)));
+            if m.pin_hash
+                .as_deref()
+                .is_some_and(|h| !crate::voicemail::pin::is_hash(h))
+            {
+                return Err(err(
+                    key,
+                    format!("mailbox `{}`: `pin_hash` is not an argon2 PHC string", m.id),
+                ));
             }
-            if let Some(mode) = m.email_mode.as_deref().filter(|m| crate::voicemail::EmailMode::parse(m).is_none()) {
-                return Err(err(key, format!("mailbox `{}`: email_mode `{mode}`; use off, notify, attach or forward", m.id)));
+            if let Some(mode) = m
+                .email_mode
+                .as_deref()
+                .filter(|m| crate::voicemail::EmailMode::parse(m).is_none())
+            {
+                return Err(err(
+                    key,
+                    format!(
+                        "mailbox `{}`: email_mode `{mode}`; use off, notify, attach or forward",
+                        m.id
+                    ),
+                ));
             }
-            if let Err(why) = (!m.mwi.is_empty()).then(|| crate::voicemail::mwi::Target::parse(&m.mwi)).transpose() {
+            if let Err(why) = (!m.mwi.is_empty())
+                .then(|| crate::voicemail::mwi::Target::parse(&m.mwi))
+                .transpose()
+            {
                 return Err(err(key, format!("mailbox `{}`: mwi {why}", m.id)));
             }
             if m.max_messages == Some(0) {
-                return Err(err(key, format!("mailbox `{}`: max_messages must be at least 1", m.id)));
+                return Err(err(
+                    key,
+                    format!("mailbox `{}`: max_messages must be at least 1", m.id),
+                ));
             }
         }
         Ok(())
@@ -592,7 +713,11 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
     for (i, line) in text.lines().enumerate() {
         let indent = line.len() - line.trim_start().len();
         let trimmed = line.trim_start();
-        if indent >= min_indent && trimmed.strip_prefix(current).is_some_and(|r| r.trim_start().starts_with(':')) {
+        if indent >= min_indent
+            && trimmed
+                .strip_prefix(current)
+                .is_some_and(|r| r.trim_start().starts_with(':'))
+        {
             match want.next() {
                 Some(next) => {
                     current = next;
@@ -608,7 +733,11 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
 fn cidrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
     let v = Vec::<String>::deserialize(d)?;
     v.iter()
-        .map(|s| s.parse::<Cidr>().map_err(|e| serde::de::Error::custom(format!("{e}; write e.g. `10.0.0.0/8` or `192.0.2.7`"))))
+        .map(|s| {
+            s.parse::<Cidr>().map_err(|e| {
+                serde::de::Error::custom(format!("{e}; write e.g. `10.0.0.0/8` or `192.0.2.7`"))
+            })
+        })
         .collect()
 }
 
@@ -622,7 +751,11 @@ pub struct PortRange {
 impl<'de> Deserialize<'de> for PortRange {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let bad = || serde::de::Error::custom(format!("`{s}` is not a port range; write `FIRST-LAST`, e.g. `20000-20999`"));
+        let bad = || {
+            serde::de::Error::custom(format!(
+                "`{s}` is not a port range; write `FIRST-LAST`, e.g. `20000-20999`"
+            ))
+        };
         let (a, b) = s.split_once('-').ok_or_else(bad)?;
         let first = a.trim().parse::<u16>().map_err(|_| bad())?;
         let last = b.trim().parse::<u16>().map_err(|_| bad())?;
@@ -639,14 +772,20 @@ pub mod duration_text {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (n, unit) = s.split_at(split);
-        let n: u64 = n.parse().map_err(|_| format!("`{s}` is not a duration; write e.g. `30s`, `500ms`, `2m`"))?;
+        let n: u64 = n
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration; write e.g. `30s`, `500ms`, `2m`"))?;
         let ms = match unit.trim() {
             "ms" => n,
             "s" => n.saturating_mul(1000),
             "m" => n.saturating_mul(60_000),
             "h" => n.saturating_mul(3_600_000),
             "d" => n.saturating_mul(86_400_000),
-            _ => return Err(format!("`{s}` has no unit; write e.g. `30s`, `500ms`, `2m`")),
+            _ => {
+                return Err(format!(
+                    "`{s}` has no unit; write e.g. `30s`, `500ms`, `2m`"
+                ));
+            }
         };
         Ok(Duration::from_millis(ms))
     }
@@ -667,7 +806,8 @@ pub mod duration_or_never {
         if s.trim() == "never" {
             return Ok(None);
         }
-        let v = super::duration_text::parse(&s).map_err(|e| serde::de::Error::custom(format!("{e}, or `never`")))?;
+        let v = super::duration_text::parse(&s)
+            .map_err(|e| serde::de::Error::custom(format!("{e}, or `never`")))?;
         Ok(Some(v))
     }
 }
@@ -680,7 +820,9 @@ pub mod opt_duration_text {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         match Option::<String>::deserialize(d)? {
             None => Ok(None),
-            Some(s) => super::duration_text::parse(&s).map(Some).map_err(serde::de::Error::custom),
+            Some(s) => super::duration_text::parse(&s)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -692,7 +834,10 @@ mod tests {
     #[test]
     fn empty_file_is_the_defaults() {
         assert_eq!(Config::parse("x.yaml", "").unwrap(), Config::default());
-        assert_eq!(Config::parse("x.yaml", "# nothing\n").unwrap(), Config::default());
+        assert_eq!(
+            Config::parse("x.yaml", "# nothing\n").unwrap(),
+            Config::default()
+        );
     }
 
     #[test]
@@ -700,7 +845,11 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/single-node.yaml");
         let c = Config::load(&path).unwrap();
         assert_eq!(c.sip.listen.port(), 5060);
-        assert_eq!(c.voicemail, VoicemailConfig::default(), "the example shows the defaults");
+        assert_eq!(
+            c.voicemail,
+            VoicemailConfig::default(),
+            "the example shows the defaults"
+        );
         assert_eq!(c.mwi, MwiConfig::default());
         assert_eq!(c.email, EmailConfig::default());
     }
@@ -718,16 +867,42 @@ mod tests {
         let e = Config::parse("site.yaml", "sip:\n  trusted_peers: [10.0.0.0/33]\n").unwrap_err();
         assert!(e.message.contains("10.0.0.0/33"), "{e}");
         let e = Config::parse("site.yaml", "voicemail:\n  pin:\n    min_length: 0\n").unwrap_err();
-        assert_eq!((e.line, e.key.as_str()), (Some(3), "voicemail.pin.min_length"), "{e}");
-        let e = Config::parse("site.yaml", "voicemail:\n  retention:\n    saved: 3 weeks\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(3), "voicemail.pin.min_length"),
+            "{e}"
+        );
+        let e = Config::parse(
+            "site.yaml",
+            "voicemail:\n  retention:\n    saved: 3 weeks\n",
+        )
+        .unwrap_err();
         assert!(e.message.contains("never"), "{e}");
-        let e = Config::parse("site.yaml", "voicemail:\n  mailboxes:\n    - {id: '201', pin: '1234'}\n").unwrap_err();
-        assert!(e.message.contains("201") && e.message.contains("PIN"), "{e}");
-        let e = Config::parse("site.yaml", "voicemail:\n  mailboxes:\n    - {id: '201', pim: '1234'}\n").unwrap_err();
+        let e = Config::parse(
+            "site.yaml",
+            "voicemail:\n  mailboxes:\n    - {id: '201', pin: '1234'}\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("201") && e.message.contains("PIN"),
+            "{e}"
+        );
+        let e = Config::parse(
+            "site.yaml",
+            "voicemail:\n  mailboxes:\n    - {id: '201', pim: '1234'}\n",
+        )
+        .unwrap_err();
         assert!(e.message.contains("pim"), "{e}");
-        let c = Config::parse("site.yaml", "voicemail:\n  retention: {new: never, saved: 7d}\n").unwrap();
+        let c = Config::parse(
+            "site.yaml",
+            "voicemail:\n  retention: {new: never, saved: 7d}\n",
+        )
+        .unwrap();
         assert_eq!(c.voicemail.retention.new, None);
-        assert_eq!(c.voicemail.retention.saved, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(
+            c.voicemail.retention.saved,
+            Some(Duration::from_secs(7 * 86_400))
+        );
         let e = Config::parse("site.yaml", "node:\n  time_zone: Mars/Olympus\n").unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (Some(2), "node.time_zone"), "{e}");
     }
@@ -740,7 +915,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.mwi.refresh, None);
-        assert_eq!((c.email.port, c.email.security, c.email.give_up_after), (587, EmailSecurity::Starttls, None));
+        assert_eq!(
+            (c.email.port, c.email.security, c.email.give_up_after),
+            (587, EmailSecurity::Starttls, None)
+        );
         assert_eq!(c.voicemail.mailboxes[0].mwi, "sip:201@192.0.2.5:5060");
         let e = Config::parse("site.yaml", "email:\n  security: ssl\n").unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (Some(2), "email.security"), "{e}");
@@ -750,7 +928,11 @@ mod tests {
         assert_eq!(e.key, "email.from", "{e}");
         let e = Config::parse("site.yaml", "email:\n  user: vm\n").unwrap_err();
         assert_eq!(e.key, "email.user", "{e}");
-        let e = Config::parse("site.yaml", "voicemail:\n  mailboxes:\n    - {id: '201', mwi: 'sip:201@192.0.2.5;transport=tcp'}\n").unwrap_err();
+        let e = Config::parse(
+            "site.yaml",
+            "voicemail:\n  mailboxes:\n    - {id: '201', mwi: 'sip:201@192.0.2.5;transport=tcp'}\n",
+        )
+        .unwrap_err();
         assert!(e.message.contains("mwi"), "{e}");
     }
 }

@@ -33,7 +33,10 @@ impl PromptLibrary {
     /// Loads the stdlib prompts (embedded, or from `stdlib_dir/prompts`), then
     /// every `*.wav` under each of `flow_dirs`' `prompts/` folder. A flow's
     /// own prompt shadows a stdlib prompt of the same name.
-    pub fn load(stdlib_dir: Option<&Path>, flow_dirs: &[PathBuf]) -> Result<PromptLibrary, Vec<PromptLoadError>> {
+    pub fn load(
+        stdlib_dir: Option<&Path>,
+        flow_dirs: &[PathBuf],
+    ) -> Result<PromptLibrary, Vec<PromptLoadError>> {
         let mut lib = PromptLibrary::default();
         let mut errors = Vec::new();
         match stdlib_dir {
@@ -47,11 +50,17 @@ impl PromptLibrary {
         for dir in flow_dirs {
             lib.load_dir(&dir.join("prompts"), &mut errors);
         }
-        if errors.is_empty() { Ok(lib) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(lib)
+        } else {
+            Err(errors)
+        }
     }
 
     fn load_dir(&mut self, dir: &Path, errors: &mut Vec<PromptLoadError>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         let mut paths: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
         paths.sort();
         for p in paths {
@@ -59,10 +68,16 @@ impl PromptLibrary {
                 continue;
             }
             let shown = p.display().to_string();
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             match std::fs::read(&p) {
                 Ok(bytes) => self.add(&shown, &name, &bytes, errors),
-                Err(e) => errors.push(PromptLoadError { file: shown, message: format!("cannot read: {e}") }),
+                Err(e) => errors.push(PromptLoadError {
+                    file: shown,
+                    message: format!("cannot read: {e}"),
+                }),
             }
         }
     }
@@ -72,7 +87,10 @@ impl PromptLibrary {
             Ok(samples) => {
                 self.by_name.insert(name.to_string(), samples);
             }
-            Err(e) => errors.push(PromptLoadError { file: shown.to_string(), message: e.to_string() }),
+            Err(e) => errors.push(PromptLoadError {
+                file: shown.to_string(),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -103,7 +121,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vflow-prompts-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("prompts")).unwrap();
         // 16 kHz stereo: not playable.
-        let spec = hound::WavSpec { channels: 2, sample_rate: 16000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 16000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(dir.join("prompts/bad.wav"), spec).unwrap();
         w.write_sample(0i16).unwrap();
         w.write_sample(0i16).unwrap();
@@ -111,6 +134,9 @@ mod tests {
         let errs = PromptLibrary::load(None, std::slice::from_ref(&dir)).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert!(errs[0].file.ends_with("bad.wav"), "{errs:?}");
-        assert!(errs[0].message.contains("16000") || errs[0].message.contains("16 kHz"), "{errs:?}");
+        assert!(
+            errs[0].message.contains("16000") || errs[0].message.contains("16 kHz"),
+            "{errs:?}"
+        );
     }
 }

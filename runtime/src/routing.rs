@@ -28,19 +28,35 @@ pub struct Route {
 /// `auto_attendant` for a plain name. Unknown targets still get a route (the
 /// caller hears the same as for a known one: no enumeration).
 pub fn route(cfg: &RoutingConfig, t: &CallTarget, has_entry: impl Fn(&str, &str) -> bool) -> Route {
-    let user = if t.request_user.is_empty() { t.to_user.as_str() } else { t.request_user.as_str() };
-    let r = |kind, name: &str| Route { kind, name: name.to_string() };
-    if let Some(mb) = user.strip_prefix(cfg.collect_prefix.as_str()).filter(|m| !m.is_empty()) {
+    let user = if t.request_user.is_empty() {
+        t.to_user.as_str()
+    } else {
+        t.request_user.as_str()
+    };
+    let r = |kind, name: &str| Route {
+        kind,
+        name: name.to_string(),
+    };
+    if let Some(mb) = user
+        .strip_prefix(cfg.collect_prefix.as_str())
+        .filter(|m| !m.is_empty())
+    {
         return r("collect", mb);
     }
     if user == cfg.collect_user {
         return r("collect", &t.from_user);
     }
-    if let Some(mb) = user.strip_prefix(cfg.leave_prefix.as_str()).filter(|m| !m.is_empty()) {
+    if let Some(mb) = user
+        .strip_prefix(cfg.leave_prefix.as_str())
+        .filter(|m| !m.is_empty())
+    {
         return r("leave", mb);
     }
     // Longer prefixes first: `queue-again-` also starts with `queue-`.
-    let mut queues = [("still_queued", cfg.still_queued_prefix.as_str()), ("queued", cfg.queued_prefix.as_str())];
+    let mut queues = [
+        ("still_queued", cfg.still_queued_prefix.as_str()),
+        ("queued", cfg.queued_prefix.as_str()),
+    ];
     queues.sort_by_key(|(_, p)| std::cmp::Reverse(p.len()));
     for (kind, prefix) in queues {
         if let Some(name) = user.strip_prefix(prefix).filter(|n| !n.is_empty()) {
@@ -61,27 +77,58 @@ mod tests {
     use super::*;
 
     fn t(req: &str, from: &str, div: Option<&str>) -> CallTarget {
-        CallTarget { request_user: req.into(), to_user: req.into(), from_user: from.into(), diverted_from: div.map(Into::into) }
+        CallTarget {
+            request_user: req.into(),
+            to_user: req.into(),
+            from_user: from.into(),
+            diverted_from: div.map(Into::into),
+        }
     }
 
     fn go(target: CallTarget) -> (String, String) {
         let cfg = RoutingConfig::default();
-        let r = route(&cfg, &target, |k, n| k == "auto_attendant" && n == "Reception");
+        let r = route(&cfg, &target, |k, n| {
+            k == "auto_attendant" && n == "Reception"
+        });
         (r.kind.to_string(), r.name)
     }
 
     #[test]
     fn defaults() {
         assert_eq!(go(t("vm-201", "300", None)), ("leave".into(), "201".into()));
-        assert_eq!(go(t("voicemail", "300", Some("201"))), ("leave".into(), "201".into()));
-        assert_eq!(go(t("vmcollect-201", "300", None)), ("collect".into(), "201".into()));
-        assert_eq!(go(t("vmcollect", "201", None)), ("collect".into(), "201".into()));
-        assert_eq!(go(t("queue-Sales", "300", None)), ("queued".into(), "Sales".into()));
-        assert_eq!(go(t("queue-again-Sales", "300", None)), ("still_queued".into(), "Sales".into()));
-        assert_eq!(go(t("Reception", "300", None)), ("auto_attendant".into(), "Reception".into()));
-        assert_eq!(go(t("survey", "300", None)), ("named".into(), "survey".into()));
+        assert_eq!(
+            go(t("voicemail", "300", Some("201"))),
+            ("leave".into(), "201".into())
+        );
+        assert_eq!(
+            go(t("vmcollect-201", "300", None)),
+            ("collect".into(), "201".into())
+        );
+        assert_eq!(
+            go(t("vmcollect", "201", None)),
+            ("collect".into(), "201".into())
+        );
+        assert_eq!(
+            go(t("queue-Sales", "300", None)),
+            ("queued".into(), "Sales".into())
+        );
+        assert_eq!(
+            go(t("queue-again-Sales", "300", None)),
+            ("still_queued".into(), "Sales".into())
+        );
+        assert_eq!(
+            go(t("Reception", "300", None)),
+            ("auto_attendant".into(), "Reception".into())
+        );
+        assert_eq!(
+            go(t("survey", "300", None)),
+            ("named".into(), "survey".into())
+        );
         // An explicit collect wins over a diversion header.
-        assert_eq!(go(t("vmcollect-201", "300", Some("555"))), ("collect".into(), "201".into()));
+        assert_eq!(
+            go(t("vmcollect-201", "300", Some("555"))),
+            ("collect".into(), "201".into())
+        );
     }
 
     #[test]

@@ -29,7 +29,13 @@ pub struct DiskWorld {
 
 impl DiskWorld {
     pub fn new(stdlib_dir: Option<PathBuf>) -> DiskWorld {
-        DiskWorld { files: Vec::new(), by_content: HashMap::new(), by_path: HashMap::new(), by_std: HashMap::new(), stdlib_dir }
+        DiskWorld {
+            files: Vec::new(),
+            by_content: HashMap::new(),
+            by_path: HashMap::new(),
+            by_std: HashMap::new(),
+            stdlib_dir,
+        }
     }
 
     /// Loads a file from disk (once); the error says what went wrong.
@@ -46,7 +52,8 @@ impl DiskWorld {
         }
         let id = FileId(self.files.len() as u32);
         let name = display_name(path);
-        self.files.push((SourceFile { name, text }, Origin::Disk(key.clone())));
+        self.files
+            .push((SourceFile { name, text }, Origin::Disk(key.clone())));
         self.by_path.insert(key, id);
         self.by_content.insert(content_key, id);
         Ok(id)
@@ -55,26 +62,37 @@ impl DiskWorld {
     fn load_std(&mut self, name: &str) -> Result<FileId, ImportError> {
         if let Some(dir) = &self.stdlib_dir {
             let p = dir.join(name);
-            return self.load(&p).map_err(|e| ImportError { reason: format!("{}: {e}", p.display()) });
+            return self.load(&p).map_err(|e| ImportError {
+                reason: format!("{}: {e}", p.display()),
+            });
         }
         let (static_name, text) = vflow_compiler::stdlib::SOURCES
             .iter()
             .find(|(n, _)| *n == name)
-            .ok_or_else(|| ImportError { reason: format!("the stdlib has no file `{name}`") })?;
+            .ok_or_else(|| ImportError {
+                reason: format!("the stdlib has no file `{name}`"),
+            })?;
         if let Some(&id) = self.by_std.get(static_name) {
             return Ok(id);
         }
-        if let Some(&id) = self.by_content.get(&(static_name.to_string(), Arc::from(*text))) {
+        if let Some(&id) = self
+            .by_content
+            .get(&(static_name.to_string(), Arc::from(*text)))
+        {
             self.by_std.insert(static_name, id);
             return Ok(id);
         }
         let id = FileId(self.files.len() as u32);
         self.files.push((
-            SourceFile { name: format!("std/{static_name}"), text: Arc::from(*text) },
+            SourceFile {
+                name: format!("std/{static_name}"),
+                text: Arc::from(*text),
+            },
             Origin::EmbeddedStd,
         ));
         self.by_std.insert(static_name, id);
-        self.by_content.insert((static_name.to_string(), Arc::from(*text)), id);
+        self.by_content
+            .insert((static_name.to_string(), Arc::from(*text)), id);
         Ok(id)
     }
 
@@ -88,14 +106,22 @@ impl DiskWorld {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// A path as the user should see it: relative to the working directory when possible.
 fn display_name(path: &Path) -> String {
     let shown = std::env::current_dir()
         .ok()
-        .and_then(|cwd| path.canonicalize().ok()?.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .and_then(|cwd| {
+            path.canonicalize()
+                .ok()?
+                .strip_prefix(cwd)
+                .ok()
+                .map(Path::to_path_buf)
+        })
         .unwrap_or_else(|| path.to_path_buf());
     shown.display().to_string()
 }
@@ -114,7 +140,9 @@ impl World for DiskWorld {
             return self.load_std(path);
         };
         let p = dir.join(path);
-        self.load(&p).map_err(|e| ImportError { reason: format!("{}: {e}", display_name(&p)) })
+        self.load(&p).map_err(|e| ImportError {
+            reason: format!("{}: {e}", display_name(&p)),
+        })
     }
 
     fn prompt_exists(&self, from: FileId, name: &str) -> bool {
@@ -155,8 +183,16 @@ mod tests {
         let b = w.resolve_import(a, "b.vflow").unwrap();
         assert_eq!(w.file(b).text.as_ref(), "");
         assert!(w.prompt_exists(a, "hi.wav"));
-        assert!(w.prompt_exists(a, "beep.wav"), "stdlib prompts are found too");
+        assert!(
+            w.prompt_exists(a, "beep.wav"),
+            "stdlib prompts are found too"
+        );
         assert!(!w.prompt_exists(a, "nope.wav"));
-        assert!(w.resolve_import(a, "missing.vflow").unwrap_err().reason.contains("missing.vflow"));
+        assert!(
+            w.resolve_import(a, "missing.vflow")
+                .unwrap_err()
+                .reason
+                .contains("missing.vflow")
+        );
     }
 }

@@ -20,7 +20,11 @@ fn temp_dir(name: &str) -> PathBuf {
 
 #[test]
 fn shipped_flows_check_clean() {
-    let out = vflow().current_dir(repo()).args(["check", "flows", "stdlib", "examples"]).output().unwrap();
+    let out = vflow()
+        .current_dir(repo())
+        .args(["check", "flows", "stdlib", "examples"])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "vflow check flows stdlib examples failed:\n{}{}",
@@ -46,13 +50,23 @@ flow f {
 ";
     let f = d.join("five.vflow");
     std::fs::write(&f, src).unwrap();
-    let out = vflow().args(["check", "--format", "json"]).arg(&f).output().unwrap();
+    let out = vflow()
+        .args(["check", "--format", "json"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let errors: Vec<(u64, u64, String)> = items
         .iter()
         .filter(|d| d["severity"] == "error")
-        .map(|d| (d["line"].as_u64().unwrap(), d["column"].as_u64().unwrap(), d["code"].as_str().unwrap().to_string()))
+        .map(|d| {
+            (
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+                d["code"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         errors,
@@ -66,10 +80,15 @@ flow f {
         "{items:#?}"
     );
     for d in &items {
-        for key in ["file", "line", "column", "code", "severity", "message", "help"] {
+        for key in [
+            "file", "line", "column", "code", "severity", "message", "help",
+        ] {
             assert!(d.get(key).is_some(), "missing {key} in {d}");
         }
-        assert!(!d["help"].as_str().unwrap().is_empty(), "every diagnostic says how to fix it: {d}");
+        assert!(
+            !d["help"].as_str().unwrap().is_empty(),
+            "every diagnostic says how to fix it: {d}"
+        );
     }
 }
 
@@ -78,34 +97,71 @@ fn warnings_fail_only_with_deny_warnings() {
     let d = temp_dir("warn");
     let f = d.join("w.vflow");
     // `orphan` is unreachable: a warning.
-    std::fs::write(&f, "flow f {\n  start named \"w\" -> bye\n  hangup bye\n  hangup orphan\n}\n").unwrap();
+    std::fs::write(
+        &f,
+        "flow f {\n  start named \"w\" -> bye\n  hangup bye\n  hangup orphan\n}\n",
+    )
+    .unwrap();
     let out = vflow().arg("check").arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("V0502") && text.contains("w.vflow:4:10"), "{text}");
-    let out = vflow().arg("check").arg("--deny-warnings").arg(&f).output().unwrap();
+    assert!(
+        text.contains("V0502") && text.contains("w.vflow:4:10"),
+        "{text}"
+    );
+    let out = vflow()
+        .arg("check")
+        .arg("--deny-warnings")
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
 fn usage_and_io_errors_exit_2() {
-    let out = vflow().args(["check", "/nonexistent/path.vflow"]).output().unwrap();
+    let out = vflow()
+        .args(["check", "/nonexistent/path.vflow"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/path.vflow"));
     let out = vflow().args(["check", "--format", "xml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let empty = temp_dir("empty");
     let out = vflow().arg("check").arg(&empty).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "a directory without .vflow files is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a directory without .vflow files is a usage error"
+    );
 }
 
 #[test]
 fn directories_are_searched_recursively() {
     let d = temp_dir("rec");
     std::fs::create_dir_all(d.join("a/b")).unwrap();
-    std::fs::write(d.join("a/b/deep.vflow"), "flow deep {\n  start named \"deep\" -> x\n  hangup x\n  bogus y\n}\n").unwrap();
-    let out = vflow().args(["check", "--format", "json"]).arg(&d).output().unwrap();
+    std::fs::write(
+        d.join("a/b/deep.vflow"),
+        "flow deep {\n  start named \"deep\" -> x\n  hangup x\n  bogus y\n}\n",
+    )
+    .unwrap();
+    let out = vflow()
+        .args(["check", "--format", "json"])
+        .arg(&d)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(items.iter().any(|i| i["code"] == "V0120" && i["file"].as_str().unwrap().ends_with("deep.vflow")), "{items:#?}");
+    assert!(
+        items
+            .iter()
+            .any(|i| i["code"] == "V0120" && i["file"].as_str().unwrap().ends_with("deep.vflow")),
+        "{items:#?}"
+    );
 }

@@ -844,19 +844,42 @@ fn collect_with_a_pin_and_delete_the_message() {
     }
     let mut server = Server::start(
         "collect",
-        Setup { mailboxes: "[{id: \"201\", pin: \"2580\"}]", ..Setup::default() },
+        Setup {
+            mailboxes: "[{id: \"201\", pin: \"2580\"}]",
+            ..Setup::default()
+        },
     );
     let run = Sipp::run(&server, "leave", "leave_message.xml", "vm-201", &[], 40);
     assert!(run.ok(), "{}", run.report(&server));
-    assert!(server.wait_log("message stored", Duration::from_secs(5)), "{}", server.log());
-    let run = Sipp::run(&server, "collect", "collect_delete.xml", "vmcollect-201", &[], 60);
+    assert!(
+        server.wait_log("message stored", Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
+    let run = Sipp::run(
+        &server,
+        "collect",
+        "collect_delete.xml",
+        "vmcollect-201",
+        &[],
+        60,
+    );
     assert!(run.ok(), "{}", run.report(&server));
     let (_, rows) = messages(&server, "201");
     assert_eq!(rows.len(), 1, "{rows:?}\n{}", server.log());
-    assert_eq!(rows[0].folder, vflow_runtime::store::Folder::Deleted, "{:?}\n{}", rows[0], server.log());
+    assert_eq!(
+        rows[0].folder,
+        vflow_runtime::store::Folder::Deleted,
+        "{:?}\n{}",
+        rows[0],
+        server.log()
+    );
     let log = server.log();
     assert!(log.contains("verify_pin"), "the PIN was checked\n{log}");
-    assert!(!log.contains("2580"), "the PIN never appears in the log\n{log}");
+    assert!(
+        !log.contains("2580"),
+        "the PIN never appears in the log\n{log}"
+    );
     server.stop(Duration::from_secs(10));
 }
 

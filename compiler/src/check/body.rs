@@ -12,26 +12,53 @@ use std::collections::{BTreeMap, HashMap};
 /// Names a result target may use that are not nodes.
 const RESERVED_NODE_NAMES: &[&str] = &["hangup", "return"];
 
-pub(super) fn check_file(world: &dyn World, program: &Program, file: &CheckedFile, out: &mut Vec<Diagnostic>) {
+pub(super) fn check_file(
+    world: &dyn World,
+    program: &Program,
+    file: &CheckedFile,
+    out: &mut Vec<Diagnostic>,
+) {
     let ast = &file.ast;
-    duplicates(file.id, ast.modules.iter().map(|m| &m.name), Code::DuplicateModule, "module", out);
-    duplicates(file.id, ast.profiles.iter().map(|p| &p.name), Code::DuplicateProfile, "time profile", out);
+    duplicates(
+        file.id,
+        ast.modules.iter().map(|m| &m.name),
+        Code::DuplicateModule,
+        "module",
+        out,
+    );
+    duplicates(
+        file.id,
+        ast.profiles.iter().map(|p| &p.name),
+        Code::DuplicateProfile,
+        "time profile",
+        out,
+    );
     let patterns: Vec<String> = ast.allow_transfer.iter().map(|s| s.value.clone()).collect();
     for flow in &ast.flows {
         let mut cx = BodyCx::new(world, program, file.id, &patterns, None, &flow.starts);
         for s in &flow.starts {
             if !actions::START_KINDS.contains(&s.kind.text.as_str()) {
                 out.push(
-                    Diagnostic::new(Code::UnknownStartKind, file.id, s.kind.span, format!("unknown start point kind `{}`", s.kind.text))
-                        .label("not a start point kind")
-                        .help(format!("use one of {}", list(actions::START_KINDS))),
+                    Diagnostic::new(
+                        Code::UnknownStartKind,
+                        file.id,
+                        s.kind.span,
+                        format!("unknown start point kind `{}`", s.kind.text),
+                    )
+                    .label("not a start point kind")
+                    .help(format!("use one of {}", list(actions::START_KINDS))),
                 );
             }
             if s.pattern.value.is_empty() {
                 out.push(
-                    Diagnostic::new(Code::BadParamValue, file.id, s.pattern.span, "empty start point name")
-                        .label("empty")
-                        .help("write a mailbox or name, or `\"*\"` for any"),
+                    Diagnostic::new(
+                        Code::BadParamValue,
+                        file.id,
+                        s.pattern.span,
+                        "empty start point name",
+                    )
+                    .label("empty")
+                    .help("write a mailbox or name, or `\"*\"` for any"),
                 );
             }
         }
@@ -39,35 +66,79 @@ pub(super) fn check_file(world: &dyn World, program: &Program, file: &CheckedFil
         cx.check_body(&flow.body, &entries, &flow.name, out);
         if flow.starts.is_empty() {
             out.push(
-                Diagnostic::new(Code::NoStartPoint, file.id, flow.name.span, format!("flow `{}` has no start point", flow.name.text))
-                    .label("no call can enter this flow")
-                    .help("add `start KIND \"NAME\" -> NODE`, e.g. `start named \"main\" -> first_node`"),
+                Diagnostic::new(
+                    Code::NoStartPoint,
+                    file.id,
+                    flow.name.span,
+                    format!("flow `{}` has no start point", flow.name.text),
+                )
+                .label("no call can enter this flow")
+                .help(
+                    "add `start KIND \"NAME\" -> NODE`, e.g. `start named \"main\" -> first_node`",
+                ),
             );
         }
     }
     for module in &ast.modules {
         let mut params = BTreeMap::new();
         for p in &module.params {
-            let Some(ty) = known_type(file.id, &p.ty, out) else { continue };
-            if params.insert(p.name.text.clone(), (ty, p.name.span)).is_some() {
+            let Some(ty) = known_type(file.id, &p.ty, out) else {
+                continue;
+            };
+            if params
+                .insert(p.name.text.clone(), (ty, p.name.span))
+                .is_some()
+            {
                 out.push(
-                    Diagnostic::new(Code::DuplicateVariable, file.id, p.name.span, format!("parameter `{}` is declared twice", p.name.text))
-                        .label("second declaration")
-                        .help("give each parameter its own name"),
+                    Diagnostic::new(
+                        Code::DuplicateVariable,
+                        file.id,
+                        p.name.span,
+                        format!("parameter `{}` is declared twice", p.name.text),
+                    )
+                    .label("second declaration")
+                    .help("give each parameter its own name"),
                 );
             }
         }
-        duplicates(file.id, module.exits.iter(), Code::DuplicateVariable, "exit", out);
+        duplicates(
+            file.id,
+            module.exits.iter(),
+            Code::DuplicateVariable,
+            "exit",
+            out,
+        );
         let exits: Vec<String> = module.exits.iter().map(|e| e.text.clone()).collect();
-        let mut cx = BodyCx::new(world, program, file.id, &patterns, Some((params, exits)), &[]);
-        let entry: Vec<&Ident> = module.body.nodes.first().map(|n| &n.name).into_iter().collect();
+        let mut cx = BodyCx::new(
+            world,
+            program,
+            file.id,
+            &patterns,
+            Some((params, exits)),
+            &[],
+        );
+        let entry: Vec<&Ident> = module
+            .body
+            .nodes
+            .first()
+            .map(|n| &n.name)
+            .into_iter()
+            .collect();
         cx.check_body(&module.body, &entry, &module.name, out);
         for exit in &module.exits {
             if !cx.returned.contains_key(&exit.text) {
                 out.push(
-                    Diagnostic::new(Code::UnusedExit, file.id, exit.span, format!("exit `{}` is never returned", exit.text))
-                        .label("no `return` uses this exit")
-                        .help(format!("return it from a node with `on RESULT -> return {}`, or remove it", exit.text)),
+                    Diagnostic::new(
+                        Code::UnusedExit,
+                        file.id,
+                        exit.span,
+                        format!("exit `{}` is never returned", exit.text),
+                    )
+                    .label("no `return` uses this exit")
+                    .help(format!(
+                        "return it from a node with `on RESULT -> return {}`, or remove it",
+                        exit.text
+                    )),
                 );
             }
         }
@@ -82,10 +153,15 @@ pub(super) fn check_start_points(program: &Program, out: &mut Vec<Diagnostic>) {
     for (file, flow) in program.root_flows() {
         if let Some(&(f0, s0)) = flows.get(flow.name.text.as_str()) {
             out.push(
-                Diagnostic::new(Code::DuplicateFlow, file, flow.name.span, format!("flow `{}` is defined twice", flow.name.text))
-                    .label("second definition")
-                    .help("rename one of the flows")
-                    .related(f0, s0, "first defined here"),
+                Diagnostic::new(
+                    Code::DuplicateFlow,
+                    file,
+                    flow.name.span,
+                    format!("flow `{}` is defined twice", flow.name.text),
+                )
+                .label("second definition")
+                .help("rename one of the flows")
+                .related(f0, s0, "first defined here"),
             );
         } else {
             flows.insert(&flow.name.text, (file, flow.name.span));
@@ -101,7 +177,9 @@ pub(super) fn check_start_points(program: &Program, out: &mut Vec<Diagnostic>) {
                         format!("start point `{} \"{}\"` is claimed twice", key.0, key.1),
                     )
                     .label("second claim")
-                    .help("each start point belongs to one flow; remove one or give it another name")
+                    .help(
+                        "each start point belongs to one flow; remove one or give it another name",
+                    )
                     .related(f0, s0, "first claimed here"),
                 );
             } else {
@@ -110,13 +188,22 @@ pub(super) fn check_start_points(program: &Program, out: &mut Vec<Diagnostic>) {
         }
     }
     for f in program.files.iter().filter(|f| f.is_root) {
-        let bodies = f.ast.flows.iter().map(|fl| &fl.body).chain(f.ast.modules.iter().map(|m| &m.body));
+        let bodies = f
+            .ast
+            .flows
+            .iter()
+            .map(|fl| &fl.body)
+            .chain(f.ast.modules.iter().map(|m| &m.body));
         for body in bodies {
             for node in body.nodes.iter().filter(|n| n.action.text == "goto_start") {
                 for st in &node.stmts {
-                    let Stmt::Start { kind, name, span } = st else { continue };
+                    let Stmt::Start { kind, name, span } = st else {
+                        continue;
+                    };
                     let (kind, name_text) = split_start(kind.as_ref(), &name.value);
-                    let found = starts.keys().any(|(k, p)| *k == kind && (*p == name_text || *p == "*"));
+                    let found = starts
+                        .keys()
+                        .any(|(k, p)| *k == kind && (*p == name_text || *p == "*"));
                     if !found && actions::START_KINDS.contains(&kind) {
                         out.push(
                             Diagnostic::new(Code::UnknownNode, f.id, *span, format!("no flow has start point `{kind} \"{name_text}\"`"))
@@ -134,7 +221,10 @@ pub(super) fn check_start_points(program: &Program, out: &mut Vec<Diagnostic>) {
 pub fn split_start<'a>(kind: Option<&'a Ident>, name: &'a str) -> (&'a str, &'a str) {
     match kind {
         Some(k) => (k.text.as_str(), name),
-        None => name.split_once(' ').map(|(k, n)| (k, n.trim())).unwrap_or(("named", name)),
+        None => name
+            .split_once(' ')
+            .map(|(k, n)| (k, n.trim()))
+            .unwrap_or(("named", name)),
     }
 }
 
@@ -142,9 +232,14 @@ fn known_type(file: FileId, ty: &Ident, out: &mut Vec<Diagnostic>) -> Option<Ty>
     let t = Ty::from_name(&ty.text);
     if t.is_none() {
         out.push(
-            Diagnostic::new(Code::UnknownType, file, ty.span, format!("unknown type `{}`", ty.text))
-                .label("not a type")
-                .help("the types are `string`, `int` and `bool`"),
+            Diagnostic::new(
+                Code::UnknownType,
+                file,
+                ty.span,
+                format!("unknown type `{}`", ty.text),
+            )
+            .label("not a type")
+            .help("the types are `string`, `int` and `bool`"),
         );
     }
     t
@@ -161,10 +256,17 @@ fn duplicates<'a>(
     for n in names {
         if let Some(&first) = seen.get(n.text.as_str()) {
             out.push(
-                Diagnostic::new(code, file, n.span, format!("{what} `{}` is defined twice", n.text))
-                    .label("second definition")
-                    .help(format!("rename one of them; {what} names are unique in a file"))
-                    .related(file, first, "first defined here"),
+                Diagnostic::new(
+                    code,
+                    file,
+                    n.span,
+                    format!("{what} `{}` is defined twice", n.text),
+                )
+                .label("second definition")
+                .help(format!(
+                    "rename one of them; {what} names are unique in a file"
+                ))
+                .related(file, first, "first defined here"),
             );
         } else {
             seen.insert(&n.text, n.span);
@@ -187,7 +289,10 @@ fn join_quoted(items: &[&str], conj: &str) -> String {
 }
 
 /// The closest of `candidates` to `name`, if it is close enough to be a typo.
-pub(super) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(super) fn suggest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()
@@ -203,7 +308,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -241,28 +350,55 @@ impl<'a> BodyCx<'a> {
         module: Option<ModuleSig>,
         starts: &'a [StartPoint],
     ) -> Self {
-        BodyCx { world, program, file, allow, module, locals: BTreeMap::new(), returned: BTreeMap::new(), starts, called_module: None }
+        BodyCx {
+            world,
+            program,
+            file,
+            allow,
+            module,
+            locals: BTreeMap::new(),
+            returned: BTreeMap::new(),
+            starts,
+            called_module: None,
+        }
     }
 
     fn diag(&self, code: Code, span: Span, msg: impl Into<String>) -> Diagnostic {
         Diagnostic::new(code, self.file, span, msg)
     }
 
-    fn check_body(&mut self, body: &Body, entries: &[&Ident], owner: &Ident, out: &mut Vec<Diagnostic>) {
+    fn check_body(
+        &mut self,
+        body: &Body,
+        entries: &[&Ident],
+        owner: &Ident,
+        out: &mut Vec<Diagnostic>,
+    ) {
         if body.nodes.is_empty() {
             out.push(
-                self.diag(Code::EmptyBody, owner.span, format!("`{}` has no nodes", owner.text))
-                    .label("nothing to run")
-                    .help("add at least one node, e.g. `hangup bye`"),
+                self.diag(
+                    Code::EmptyBody,
+                    owner.span,
+                    format!("`{}` has no nodes", owner.text),
+                )
+                .label("nothing to run")
+                .help("add at least one node, e.g. `hangup bye`"),
             );
         }
         for v in &body.vars {
-            let clash = self.module.as_ref().is_some_and(|(p, _)| p.contains_key(&v.name.text));
+            let clash = self
+                .module
+                .as_ref()
+                .is_some_and(|(p, _)| p.contains_key(&v.name.text));
             if self.locals.contains_key(&v.name.text) || clash {
                 out.push(
-                    self.diag(Code::DuplicateVariable, v.name.span, format!("variable `{}` is declared twice", v.name.text))
-                        .label("second declaration")
-                        .help("give each variable and parameter its own name"),
+                    self.diag(
+                        Code::DuplicateVariable,
+                        v.name.span,
+                        format!("variable `{}` is declared twice", v.name.text),
+                    )
+                    .label("second declaration")
+                    .help("give each variable and parameter its own name"),
                 );
                 continue;
             }
@@ -294,10 +430,18 @@ impl<'a> BodyCx<'a> {
             if let Some(&first) = index.get(n.name.text.as_str()) {
                 misnamed.push(i);
                 out.push(
-                    self.diag(Code::DuplicateNode, n.name.span, format!("node `{}` is defined twice", n.name.text))
-                        .label("second definition")
-                        .help("node names are unique within a flow or module; rename one")
-                        .related(self.file, body.nodes[first].name.span, "first defined here"),
+                    self.diag(
+                        Code::DuplicateNode,
+                        n.name.span,
+                        format!("node `{}` is defined twice", n.name.text),
+                    )
+                    .label("second definition")
+                    .help("node names are unique within a flow or module; rename one")
+                    .related(
+                        self.file,
+                        body.nodes[first].name.span,
+                        "first defined here",
+                    ),
                 );
             } else {
                 index.insert(&n.name.text, i);
@@ -315,27 +459,54 @@ impl<'a> BodyCx<'a> {
                 None => {
                     let s = suggest(&e.text, index.keys().copied());
                     out.push(
-                        self.diag(Code::UnknownNode, e.span, format!("unknown node `{}`", e.text))
-                            .label("no node has this name")
-                            .help(format!("{}start points and results must name a node of this flow", did_you_mean(s))),
+                        self.diag(
+                            Code::UnknownNode,
+                            e.span,
+                            format!("unknown node `{}`", e.text),
+                        )
+                        .label("no node has this name")
+                        .help(format!(
+                            "{}start points and results must name a node of this flow",
+                            did_you_mean(s)
+                        )),
                     );
                     None
                 }
             })
             .collect();
-        graph::check(self.file, body, &infos, &entry_ids, &misnamed, self.program, out);
+        graph::check(
+            self.file,
+            body,
+            &infos,
+            &entry_ids,
+            &misnamed,
+            self.program,
+            out,
+        );
     }
 
     /// Checks one node and returns what the graph checks need.
-    fn node(&mut self, node: &Node, index: &HashMap<&str, usize>, out: &mut Vec<Diagnostic>) -> NodeInfo {
+    fn node(
+        &mut self,
+        node: &Node,
+        index: &HashMap<&str, usize>,
+        out: &mut Vec<Diagnostic>,
+    ) -> NodeInfo {
         let mut info = NodeInfo::default();
         self.called_module = None;
         let Some(spec) = actions::action(&node.action.text) else {
             let s = suggest(&node.action.text, actions::ACTIONS.iter().map(|a| a.name));
             out.push(
-                self.diag(Code::UnknownAction, node.action.span, format!("unknown action `{}`", node.action.text))
-                    .label("not an action")
-                    .help(format!("{}see docs/LANGUAGE.md for the actions", did_you_mean(s))),
+                self.diag(
+                    Code::UnknownAction,
+                    node.action.span,
+                    format!("unknown action `{}`", node.action.text),
+                )
+                .label("not an action")
+                .help(format!(
+                    "{}see docs/LANGUAGE.md for the actions",
+                    did_you_mean(s)
+                )),
             );
             // Still follow its edges so one typo does not make the rest unreachable.
             info.waits = true;
@@ -387,7 +558,11 @@ impl<'a> BodyCx<'a> {
 
         for st in &node.stmts {
             match st {
-                Stmt::On { label, target, span } => {
+                Stmt::On {
+                    label,
+                    target,
+                    span,
+                } => {
                     let key = match label {
                         ResultLabel::Name(n) => format!("`{}`", n.text),
                         ResultLabel::Keys(k) => format!("\"{}\"", k.value),
@@ -396,9 +571,17 @@ impl<'a> BodyCx<'a> {
                         ResultLabel::Keys(k) => {
                             if spec.extra != Extra::Keys {
                                 out.push(
-                                    self.diag(Code::UnknownResult, k.span, format!("`{}` has no key results", spec.name))
-                                        .label("keys are results of `menu` only")
-                                        .help(format!("the results of `{}` are {}", spec.name, self.result_names(spec, &module_exits))),
+                                    self.diag(
+                                        Code::UnknownResult,
+                                        k.span,
+                                        format!("`{}` has no key results", spec.name),
+                                    )
+                                    .label("keys are results of `menu` only")
+                                    .help(format!(
+                                        "the results of `{}` are {}",
+                                        spec.name,
+                                        self.result_names(spec, &module_exits)
+                                    )),
                                 );
                                 false
                             } else {
@@ -425,10 +608,18 @@ impl<'a> BodyCx<'a> {
                     if ok {
                         if let Some(&first) = results_seen.get(&key) {
                             out.push(
-                                self.diag(Code::DuplicateResult, label.span(), format!("result {key} is connected twice"))
-                                    .label("second connection")
-                                    .help("a result goes to one place; remove one of the `on` lines")
-                                    .related(self.file, first, "first connected here"),
+                                self.diag(
+                                    Code::DuplicateResult,
+                                    label.span(),
+                                    format!("result {key} is connected twice"),
+                                )
+                                .label("second connection")
+                                .help("a result goes to one place; remove one of the `on` lines")
+                                .related(
+                                    self.file,
+                                    first,
+                                    "first connected here",
+                                ),
                             );
                         } else {
                             results_seen.insert(key, *span);
@@ -489,9 +680,13 @@ impl<'a> BodyCx<'a> {
                         "time" | "date" => &[Ty::Str],
                         _ => {
                             out.push(
-                                self.diag(Code::BadParamValue, mode.span, format!("cannot say `{}`", mode.text))
-                                    .label("unknown way to say a value")
-                                    .help("use `say digits`, `say number`, `say time` or `say date`"),
+                                self.diag(
+                                    Code::BadParamValue,
+                                    mode.span,
+                                    format!("cannot say `{}`", mode.text),
+                                )
+                                .label("unknown way to say a value")
+                                .help("use `say digits`, `say number`, `say time` or `say date`"),
                             );
                             continue;
                         }
@@ -528,9 +723,13 @@ impl<'a> BodyCx<'a> {
                     if !actions::START_KINDS.contains(&k) {
                         let at = kind.as_ref().map_or(name.span, |k| k.span);
                         out.push(
-                            self.diag(Code::UnknownStartKind, at, format!("unknown start point kind `{k}`"))
-                                .label("not a start point kind")
-                                .help(format!("use one of {}", list(actions::START_KINDS))),
+                            self.diag(
+                                Code::UnknownStartKind,
+                                at,
+                                format!("unknown start point kind `{k}`"),
+                            )
+                            .label("not a start point kind")
+                            .help(format!("use one of {}", list(actions::START_KINDS))),
                         );
                     } else {
                         // Within the same flow, goto_start continues at that start point's node.
@@ -538,19 +737,29 @@ impl<'a> BodyCx<'a> {
                         let best = self
                             .starts
                             .iter()
-                            .filter(|s| s.kind.text == k && (s.pattern.value == n || s.pattern.value == "*"))
+                            .filter(|s| {
+                                s.kind.text == k && (s.pattern.value == n || s.pattern.value == "*")
+                            })
                             .min_by_key(|s| s.pattern.value == "*");
                         if let Some(&i) = best.and_then(|s| index.get(s.target.text.as_str())) {
                             info.edges.push(graph::Edge::Node(i));
                         }
                     }
                 }
-                Stmt::Assign { target, value, span } => {
+                Stmt::Assign {
+                    target,
+                    value,
+                    span,
+                } => {
                     if spec.extra != Extra::Assign {
                         out.push(
-                            self.diag(Code::UnknownParam, *span, format!("`{}` does not assign variables", spec.name))
-                                .label("assignment outside `set`")
-                                .help("assign in a `set` node: `set NAME { x = 1  on next -> NODE }`"),
+                            self.diag(
+                                Code::UnknownParam,
+                                *span,
+                                format!("`{}` does not assign variables", spec.name),
+                            )
+                            .label("assignment outside `set`")
+                            .help("assign in a `set` node: `set NAME { x = 1  on next -> NODE }`"),
                         );
                         continue;
                     }
@@ -572,21 +781,38 @@ impl<'a> BodyCx<'a> {
                         let help = if names.is_empty() {
                             format!("`{}` takes no parameters", spec.name)
                         } else {
-                            format!("{}the parameters of `{}` are {}", did_you_mean(s), spec.name, list(&names))
+                            format!(
+                                "{}the parameters of `{}` are {}",
+                                did_you_mean(s),
+                                spec.name,
+                                list(&names)
+                            )
                         };
                         out.push(
-                            self.diag(Code::UnknownParam, name.span, format!("unknown parameter `{}` for `{}`", name.text, spec.name))
-                                .label("unknown parameter")
-                                .help(help),
+                            self.diag(
+                                Code::UnknownParam,
+                                name.span,
+                                format!("unknown parameter `{}` for `{}`", name.text, spec.name),
+                            )
+                            .label("unknown parameter")
+                            .help(help),
                         );
                         continue;
                     };
                     if let Some(&first) = params_seen.get(ps.name) {
                         out.push(
-                            self.diag(Code::DuplicateParam, name.span, format!("parameter `{}` is given twice", ps.name))
-                                .label("second value")
-                                .help("give each parameter once")
-                                .related(self.file, first, "first given here"),
+                            self.diag(
+                                Code::DuplicateParam,
+                                name.span,
+                                format!("parameter `{}` is given twice", ps.name),
+                            )
+                            .label("second value")
+                            .help("give each parameter once")
+                            .related(
+                                self.file,
+                                first,
+                                "first given here",
+                            ),
                         );
                         continue;
                     }
@@ -603,24 +829,42 @@ impl<'a> BodyCx<'a> {
         for ps in spec.params.iter().filter(|p| p.required) {
             if !params_seen.contains_key(ps.name) {
                 out.push(
-                    self.diag(Code::MissingParam, node.name.span, format!("`{} {}` needs `{}`", spec.name, node.name.text, ps.name))
-                        .label(format!("missing `{}`", ps.name))
-                        .help(format!("add `{} VALUE` ({})", ps.name, ps.doc)),
+                    self.diag(
+                        Code::MissingParam,
+                        node.name.span,
+                        format!("`{} {}` needs `{}`", spec.name, node.name.text, ps.name),
+                    )
+                    .label(format!("missing `{}`", ps.name))
+                    .help(format!("add `{} VALUE` ({})", ps.name, ps.doc)),
                 );
             }
         }
         let missing_extra = match spec.extra {
-            Extra::Module if !module_seen => Some(("`module NAME(…)`", "say which module to run: `module NAME(arg = value)`")),
-            Extra::Start if !start_seen => Some(("`start KIND \"NAME\"`", "say where to go: `start auto_attendant \"Reception\"`")),
-            Extra::Assign if assigns == 0 => Some(("an assignment", "assign at least one variable: `x = x + 1`")),
-            Extra::Keys if !has_keys => Some(("a key", "connect at least one key: `on \"1\" -> NODE`")),
+            Extra::Module if !module_seen => Some((
+                "`module NAME(…)`",
+                "say which module to run: `module NAME(arg = value)`",
+            )),
+            Extra::Start if !start_seen => Some((
+                "`start KIND \"NAME\"`",
+                "say where to go: `start auto_attendant \"Reception\"`",
+            )),
+            Extra::Assign if assigns == 0 => {
+                Some(("an assignment", "assign at least one variable: `x = x + 1`"))
+            }
+            Extra::Keys if !has_keys => {
+                Some(("a key", "connect at least one key: `on \"1\" -> NODE`"))
+            }
             _ => None,
         };
         if let Some((what, help)) = missing_extra {
             out.push(
-                self.diag(Code::MissingParam, node.name.span, format!("`{} {}` needs {what}", spec.name, node.name.text))
-                    .label(format!("missing {what}"))
-                    .help(help),
+                self.diag(
+                    Code::MissingParam,
+                    node.name.span,
+                    format!("`{} {}` needs {what}", spec.name, node.name.text),
+                )
+                .label(format!("missing {what}"))
+                .help(help),
             );
         }
 
@@ -636,7 +880,12 @@ impl<'a> BodyCx<'a> {
             .map(|r| r.name.to_string())
             .collect();
         if let Some(exits) = &module_exits {
-            unconnected.extend(exits.iter().filter(|e| !results_seen.contains_key(&format!("`{e}`"))).cloned());
+            unconnected.extend(
+                exits
+                    .iter()
+                    .filter(|e| !results_seen.contains_key(&format!("`{e}`")))
+                    .cloned(),
+            );
         }
         if spec.extra == Extra::Branches && !has_else {
             unconnected.push("else".into());
@@ -645,8 +894,12 @@ impl<'a> BodyCx<'a> {
             let names: Vec<&str> = unconnected.iter().map(String::as_str).collect();
             let (msg, help) = if names == ["else"] {
                 (
-                    format!("`switch {}` has no `else`: the call ends when no condition holds", node.name.text),
-                    "add `else -> NODE`, or `else -> hangup` to end the call explicitly".to_string(),
+                    format!(
+                        "`switch {}` has no `else`: the call ends when no condition holds",
+                        node.name.text
+                    ),
+                    "add `else -> NODE`, or `else -> hangup` to end the call explicitly"
+                        .to_string(),
                 )
             } else {
                 (
@@ -658,13 +911,25 @@ impl<'a> BodyCx<'a> {
                         node.name.text,
                         if names.len() == 1 { "is" } else { "are" }
                     ),
-                    format!("connect {} with `on {} -> NODE`, or `-> hangup` to end the call explicitly", if names.len() == 1 { "it" } else { "them" }, names[0]),
+                    format!(
+                        "connect {} with `on {} -> NODE`, or `-> hangup` to end the call explicitly",
+                        if names.len() == 1 { "it" } else { "them" },
+                        names[0]
+                    ),
                 )
             };
-            out.push(self.diag(Code::Unconnected, node.name.span, msg).label("unconnected").help(help));
+            out.push(
+                self.diag(Code::Unconnected, node.name.span, msg)
+                    .label("unconnected")
+                    .help(help),
+            );
         }
         // Repeat-on-unconnected (menu timeout/invalid) loops back to the node itself.
-        for r in spec.results.iter().filter(|r| r.unconnected == Unconnected::Repeat) {
+        for r in spec
+            .results
+            .iter()
+            .filter(|r| r.unconnected == Unconnected::Repeat)
+        {
             if !results_seen.contains_key(&format!("`{}`", r.name)) {
                 if let Some(&i) = index.get(node.name.text.as_str()) {
                     info.edges.push(graph::Edge::Node(i));
@@ -679,14 +944,21 @@ impl<'a> BodyCx<'a> {
 
     fn not_here(&self, spec: &ActionSpec, what: &str, span: Span) -> Diagnostic {
         let help = match what {
-            "prompt" | "say" | "speak" => format!("`{}` plays nothing; put prompts in a `play` node before it", spec.name),
+            "prompt" | "say" | "speak" => format!(
+                "`{}` plays nothing; put prompts in a `play` node before it",
+                spec.name
+            ),
             "when" | "else" => "`when` and `else` belong to a `switch` node".to_string(),
             "module" => "`module` belongs to a `call` node".to_string(),
             _ => "`start` belongs to a `goto_start` node".to_string(),
         };
-        self.diag(Code::UnknownParam, span, format!("`{what}` is not a parameter of `{}`", spec.name))
-            .label(format!("`{}` does not take `{what}`", spec.name))
-            .help(help)
+        self.diag(
+            Code::UnknownParam,
+            span,
+            format!("`{what}` is not a parameter of `{}`", spec.name),
+        )
+        .label(format!("`{}` does not take `{what}`", spec.name))
+        .help(help)
     }
 
     fn result_names(&self, spec: &ActionSpec, exits: &Option<Vec<String>>) -> String {
@@ -703,29 +975,57 @@ impl<'a> BodyCx<'a> {
         list(&names)
     }
 
-    fn unknown_result(&self, spec: &ActionSpec, n: &Ident, exits: &Option<Vec<String>>) -> Diagnostic {
+    fn unknown_result(
+        &self,
+        spec: &ActionSpec,
+        n: &Ident,
+        exits: &Option<Vec<String>>,
+    ) -> Diagnostic {
         let mut names: Vec<&str> = spec.results.iter().map(|r| r.name).collect();
         if let Some(e) = exits {
             names.extend(e.iter().map(String::as_str));
         }
         let s = suggest(&n.text, names.iter().copied());
-        let code = if spec.extra == Extra::Module { Code::UnknownExit } else { Code::UnknownResult };
+        let code = if spec.extra == Extra::Module {
+            Code::UnknownExit
+        } else {
+            Code::UnknownResult
+        };
         let mut help = match (spec.extra, self.called_module.as_deref()) {
-            (Extra::Module, Some(m)) => format!("{}the exits of `{m}` are {}", did_you_mean(s), self.result_names(spec, exits)),
-            _ => format!("{}the results of `{}` are {}", did_you_mean(s), spec.name, self.result_names(spec, exits)),
+            (Extra::Module, Some(m)) => format!(
+                "{}the exits of `{m}` are {}",
+                did_you_mean(s),
+                self.result_names(spec, exits)
+            ),
+            _ => format!(
+                "{}the results of `{}` are {}",
+                did_you_mean(s),
+                spec.name,
+                self.result_names(spec, exits)
+            ),
         };
         if spec.extra == Extra::Keys && n.text.chars().all(|c| c.is_ascii_digit()) {
             help = format!("keys are written in quotes: `on \"{}\" -> NODE`", n.text);
         }
         let (message, label) = match (spec.extra, self.called_module.as_deref()) {
-            (Extra::Module, Some(m)) => (format!("`{}` is not an exit of module `{m}`", n.text), "unknown exit"),
-            _ => (format!("`{}` is not a result of `{}`", n.text, spec.name), "unknown result"),
+            (Extra::Module, Some(m)) => (
+                format!("`{}` is not an exit of module `{m}`", n.text),
+                "unknown exit",
+            ),
+            _ => (
+                format!("`{}` is not a result of `{}`", n.text, spec.name),
+                "unknown result",
+            ),
         };
         self.diag(code, n.span, message).label(label).help(help)
     }
 
     fn menu_key(&self, k: &StrLit, out: &mut Vec<Diagnostic>) -> bool {
-        let bad = k.value.is_empty() || !k.value.chars().all(|c| c.is_ascii_digit() || "*#?".contains(c));
+        let bad = k.value.is_empty()
+            || !k
+                .value
+                .chars()
+                .all(|c| c.is_ascii_digit() || "*#?".contains(c));
         if bad {
             out.push(
                 self.diag(Code::BadMenuKey, k.span, format!("`\"{}\"` is not a key sequence", k.value))
@@ -737,7 +1037,12 @@ impl<'a> BodyCx<'a> {
     }
 
     /// Resolves a target to graph edges; `None` when it was reported unknown.
-    fn target(&mut self, t: &Target, index: &HashMap<&str, usize>, out: &mut Vec<Diagnostic>) -> Option<Vec<graph::Edge>> {
+    fn target(
+        &mut self,
+        t: &Target,
+        index: &HashMap<&str, usize>,
+        out: &mut Vec<Diagnostic>,
+    ) -> Option<Vec<graph::Edge>> {
         match t {
             Target::Node(n) if n.text == "hangup" => Some(vec![graph::Edge::End]),
             Target::Node(n) => match index.get(n.text.as_str()) {
@@ -747,13 +1052,21 @@ impl<'a> BodyCx<'a> {
                     names.push("hangup");
                     let s = suggest(&n.text, names);
                     out.push(
-                        self.diag(Code::UnknownNode, n.span, format!("unknown node `{}`", n.text))
-                            .label("no node has this name")
-                            .help(format!(
-                                "{}a result goes to a node of the same flow or module, `hangup`{}",
-                                did_you_mean(s),
-                                if self.module.is_some() { " or `return EXIT`" } else { "" }
-                            )),
+                        self.diag(
+                            Code::UnknownNode,
+                            n.span,
+                            format!("unknown node `{}`", n.text),
+                        )
+                        .label("no node has this name")
+                        .help(format!(
+                            "{}a result goes to a node of the same flow or module, `hangup`{}",
+                            did_you_mean(s),
+                            if self.module.is_some() {
+                                " or `return EXIT`"
+                            } else {
+                                ""
+                            }
+                        )),
                     );
                     None
                 }
@@ -761,9 +1074,13 @@ impl<'a> BodyCx<'a> {
             Target::Return(e) => match &self.module {
                 None => {
                     out.push(
-                        self.diag(Code::ReturnOutsideModule, e.span, "`return` is only possible inside a module")
-                            .label("this is a flow")
-                            .help("end the call with `hangup`, or go to another node"),
+                        self.diag(
+                            Code::ReturnOutsideModule,
+                            e.span,
+                            "`return` is only possible inside a module",
+                        )
+                        .label("this is a flow")
+                        .help("end the call with `hangup`, or go to another node"),
                     );
                     None
                 }
@@ -799,14 +1116,23 @@ impl<'a> BodyCx<'a> {
     }
 
     /// Checks `module NAME(args)`; returns the module's exits when it resolves.
-    fn module_call(&mut self, module: &Ident, args: &[Arg], out: &mut Vec<Diagnostic>) -> Option<Vec<String>> {
+    fn module_call(
+        &mut self,
+        module: &Ident,
+        args: &[Arg],
+        out: &mut Vec<Diagnostic>,
+    ) -> Option<Vec<String>> {
         let (ns, name) = split_qualified(&module.text);
         let Some((_, m)) = self.program.module(self.file, ns, name) else {
             let here = self.program.file(self.file);
             // A failed import was reported already; do not repeat it at every use.
             let import_failed = ns.is_some_and(|ns| {
                 here.is_some_and(|f| {
-                    !f.namespaces.contains_key(ns) && f.ast.imports.iter().any(|i| super::namespace_of(&i.value) == ns)
+                    !f.namespaces.contains_key(ns)
+                        && f.ast
+                            .imports
+                            .iter()
+                            .any(|i| super::namespace_of(&i.value) == ns)
                 })
             });
             if import_failed {
@@ -817,7 +1143,9 @@ impl<'a> BodyCx<'a> {
             }
             let help = match (ns, here) {
                 (Some(ns), Some(f)) if !f.namespaces.contains_key(ns) => {
-                    format!("`{ns}` is not imported; add `import \"std/{ns}.vflow\"` or the file's path")
+                    format!(
+                        "`{ns}` is not imported; add `import \"std/{ns}.vflow\"` or the file's path"
+                    )
                 }
                 (Some(ns), _) => {
                     let names: Vec<&str> = self
@@ -827,10 +1155,15 @@ impl<'a> BodyCx<'a> {
                         .and_then(|id| self.program.file(*id))
                         .map(|f| f.ast.modules.iter().map(|m| m.name.text.as_str()).collect())
                         .unwrap_or_default();
-                    format!("{}`{ns}` has the modules {}", did_you_mean(suggest(name, names.iter().copied())), list(&names))
+                    format!(
+                        "{}`{ns}` has the modules {}",
+                        did_you_mean(suggest(name, names.iter().copied())),
+                        list(&names)
+                    )
                 }
                 (None, Some(f)) => {
-                    let names: Vec<&str> = f.ast.modules.iter().map(|m| m.name.text.as_str()).collect();
+                    let names: Vec<&str> =
+                        f.ast.modules.iter().map(|m| m.name.text.as_str()).collect();
                     format!(
                         "{}a module of this file is named without prefix; an imported one as `FILE.NAME`",
                         did_you_mean(suggest(name, names.iter().copied()))
@@ -839,9 +1172,13 @@ impl<'a> BodyCx<'a> {
                 _ => "check the module's name".into(),
             };
             out.push(
-                self.diag(Code::UnknownModule, module.span, format!("unknown module `{}`", module.text))
-                    .label("no such module")
-                    .help(help),
+                self.diag(
+                    Code::UnknownModule,
+                    module.span,
+                    format!("unknown module `{}`", module.text),
+                )
+                .label("no such module")
+                .help(help),
             );
             for a in args {
                 self.expr(&a.value, out);
@@ -854,30 +1191,54 @@ impl<'a> BodyCx<'a> {
             let Some(p) = m.params.iter().find(|p| p.name.text == a.name.text) else {
                 let names: Vec<&str> = m.params.iter().map(|p| p.name.text.as_str()).collect();
                 out.push(
-                    self.diag(Code::ModuleArgs, a.name.span, format!("module `{}` has no parameter `{}`", module.text, a.name.text))
-                        .label("unknown argument")
-                        .help(if names.is_empty() {
-                            format!("`{}` takes no arguments", module.text)
-                        } else {
-                            format!("{}its parameters are {}", did_you_mean(suggest(&a.name.text, names.iter().copied())), list(&names))
-                        }),
+                    self.diag(
+                        Code::ModuleArgs,
+                        a.name.span,
+                        format!(
+                            "module `{}` has no parameter `{}`",
+                            module.text, a.name.text
+                        ),
+                    )
+                    .label("unknown argument")
+                    .help(if names.is_empty() {
+                        format!("`{}` takes no arguments", module.text)
+                    } else {
+                        format!(
+                            "{}its parameters are {}",
+                            did_you_mean(suggest(&a.name.text, names.iter().copied())),
+                            list(&names)
+                        )
+                    }),
                 );
                 continue;
             };
             if given.insert(&a.name.text, a.name.span).is_some() {
                 out.push(
-                    self.diag(Code::ModuleArgs, a.name.span, format!("argument `{}` is given twice", a.name.text))
-                        .label("second value")
-                        .help("give each argument once"),
+                    self.diag(
+                        Code::ModuleArgs,
+                        a.name.span,
+                        format!("argument `{}` is given twice", a.name.text),
+                    )
+                    .label("second value")
+                    .help("give each argument once"),
                 );
                 continue;
             }
             if let (Some(want), Some(g)) = (Ty::from_name(&p.ty.text), got) {
                 if want != g {
                     out.push(
-                        self.diag(Code::ModuleArgs, a.value.span, format!("argument `{}` must be {}, not {}", a.name.text, want.name(), g.name()))
-                            .label(format!("this is {}", g.name()))
-                            .help(convert_help(want, g)),
+                        self.diag(
+                            Code::ModuleArgs,
+                            a.value.span,
+                            format!(
+                                "argument `{}` must be {}, not {}",
+                                a.name.text,
+                                want.name(),
+                                g.name()
+                            ),
+                        )
+                        .label(format!("this is {}", g.name()))
+                        .help(convert_help(want, g)),
                     );
                 }
             }
@@ -885,45 +1246,77 @@ impl<'a> BodyCx<'a> {
         for p in &m.params {
             if !given.contains_key(p.name.text.as_str()) {
                 out.push(
-                    self.diag(Code::ModuleArgs, module.span, format!("missing argument `{}` ({}) for `{}`", p.name.text, p.ty.text, module.text))
-                        .label("missing argument")
-                        .help(format!("add `{} = VALUE` inside the parentheses", p.name.text)),
+                    self.diag(
+                        Code::ModuleArgs,
+                        module.span,
+                        format!(
+                            "missing argument `{}` ({}) for `{}`",
+                            p.name.text, p.ty.text, module.text
+                        ),
+                    )
+                    .label("missing argument")
+                    .help(format!(
+                        "add `{} = VALUE` inside the parentheses",
+                        p.name.text
+                    )),
                 );
             }
         }
         Some(m.exits.iter().map(|e| e.text.clone()).collect())
     }
 
-    fn param_value(&mut self, spec: &ActionSpec, ps: &actions::ParamSpec, value: &ParamValue, out: &mut Vec<Diagnostic>) {
+    fn param_value(
+        &mut self,
+        spec: &ActionSpec,
+        ps: &actions::ParamSpec,
+        value: &ParamValue,
+        out: &mut Vec<Diagnostic>,
+    ) {
         match (ps.kind, value) {
             (ParamKind::Duration, ParamValue::Duration(..)) => {}
             (ParamKind::Duration, ParamValue::Expr(e)) => out.push(
-                self.diag(Code::BadParamValue, e.span, format!("`{}` of `{}` is a duration", ps.name, spec.name))
-                    .label("not a duration")
-                    .help("write a duration with its unit: `500ms`, `5s`, `2m`, `1h`"),
+                self.diag(
+                    Code::BadParamValue,
+                    e.span,
+                    format!("`{}` of `{}` is a duration", ps.name, spec.name),
+                )
+                .label("not a duration")
+                .help("write a duration with its unit: `500ms`, `5s`, `2m`, `1h`"),
             ),
             (_, ParamValue::Duration(_, span)) => out.push(
-                self.diag(Code::BadParamValue, *span, format!("`{}` of `{}` is not a duration", ps.name, spec.name))
-                    .label("unexpected duration")
-                    .help(format!("`{}` takes {}", ps.name, ps.doc)),
+                self.diag(
+                    Code::BadParamValue,
+                    *span,
+                    format!("`{}` of `{}` is not a duration", ps.name, spec.name),
+                )
+                .label("unexpected duration")
+                .help(format!("`{}` takes {}", ps.name, ps.doc)),
             ),
             (ParamKind::Expr(want), ParamValue::Expr(e)) => {
                 self.expect(e, want, out);
                 if let ExprKind::Str(s) = &e.kind {
                     if !ps.one_of.is_empty() && !ps.one_of.contains(&s.as_str()) {
                         out.push(
-                            self.diag(Code::BadParamValue, e.span, format!("`\"{s}\"` is not a valid `{}`", ps.name))
-                                .label("not allowed here")
-                                .help(format!("use one of {}", list(ps.one_of))),
+                            self.diag(
+                                Code::BadParamValue,
+                                e.span,
+                                format!("`\"{s}\"` is not a valid `{}`", ps.name),
+                            )
+                            .label("not allowed here")
+                            .help(format!("use one of {}", list(ps.one_of))),
                         );
                     }
                 }
                 if let ExprKind::Unary(UnOp::Neg, _) = &e.kind {
                     if want == Ty::Int && matches!(ps.name, "retries" | "max_digits") {
                         out.push(
-                            self.diag(Code::BadParamValue, e.span, format!("`{}` cannot be negative", ps.name))
-                                .label("negative")
-                                .help("use 0 or more"),
+                            self.diag(
+                                Code::BadParamValue,
+                                e.span,
+                                format!("`{}` cannot be negative", ps.name),
+                            )
+                            .label("negative")
+                            .help("use 0 or more"),
                         );
                     }
                 }
@@ -931,15 +1324,25 @@ impl<'a> BodyCx<'a> {
                     if let ExprKind::Str(target) = &e.kind {
                         if !transfer::allowed(self.allow, target) {
                             let help = if self.allow.is_empty() {
-                                format!("this file allows no transfers; add `allow_transfer \"{target}\"` (or a pattern such as `\"2xxx\"`) at the top of the file")
+                                format!(
+                                    "this file allows no transfers; add `allow_transfer \"{target}\"` (or a pattern such as `\"2xxx\"`) at the top of the file"
+                                )
                             } else {
-                                let pats: Vec<&str> = self.allow.iter().map(String::as_str).collect();
-                                format!("the file allows {}; add a pattern with `allow_transfer` if this destination is intended", list(&pats))
+                                let pats: Vec<&str> =
+                                    self.allow.iter().map(String::as_str).collect();
+                                format!(
+                                    "the file allows {}; add a pattern with `allow_transfer` if this destination is intended",
+                                    list(&pats)
+                                )
                             };
                             out.push(
-                                self.diag(Code::TransferNotAllowed, e.span, format!("transfer to `{target}` is not allowed"))
-                                    .label("outside allow_transfer")
-                                    .help(help),
+                                self.diag(
+                                    Code::TransferNotAllowed,
+                                    e.span,
+                                    format!("transfer to `{target}` is not allowed"),
+                                )
+                                .label("outside allow_transfer")
+                                .help(help),
                             );
                         }
                     }
@@ -957,9 +1360,23 @@ impl<'a> BodyCx<'a> {
                 if let Some(got) = self.lvalue(e, out) {
                     if got != want {
                         out.push(
-                            self.diag(Code::TypeMismatch, e.span, format!("`{}` of `{}` needs a {} variable, this is {}", ps.name, spec.name, want.name(), got.name()))
-                                .label(format!("{} variable", got.name()))
-                                .help(format!("declare one: `var NAME: {} = {}`", want.name(), if want == Ty::Int { "0" } else { "\"\"" })),
+                            self.diag(
+                                Code::TypeMismatch,
+                                e.span,
+                                format!(
+                                    "`{}` of `{}` needs a {} variable, this is {}",
+                                    ps.name,
+                                    spec.name,
+                                    want.name(),
+                                    got.name()
+                                ),
+                            )
+                            .label(format!("{} variable", got.name()))
+                            .help(format!(
+                                "declare one: `var NAME: {} = {}`",
+                                want.name(),
+                                if want == Ty::Int { "0" } else { "\"\"" }
+                            )),
                         );
                     }
                 }
@@ -972,9 +1389,13 @@ impl<'a> BodyCx<'a> {
         if let ExprKind::Str(name) = &e.kind {
             if name.is_empty() || name.contains("..") || name.starts_with('/') {
                 out.push(
-                    self.diag(Code::BadParamValue, e.span, format!("`\"{name}\"` is not a prompt file name"))
-                        .label("invalid name")
-                        .help("name a file under `prompts/` beside the flow, e.g. `\"welcome.wav\"`"),
+                    self.diag(
+                        Code::BadParamValue,
+                        e.span,
+                        format!("`\"{name}\"` is not a prompt file name"),
+                    )
+                    .label("invalid name")
+                    .help("name a file under `prompts/` beside the flow, e.g. `\"welcome.wav\"`"),
                 );
             } else if !self.world.prompt_exists(self.file, name) {
                 out.push(
@@ -1011,11 +1432,22 @@ impl<'a> BodyCx<'a> {
                 if let Some(t) = self.locals.get(&n.text) {
                     return Some(*t);
                 }
-                if self.module.as_ref().is_some_and(|(p, _)| p.contains_key(&n.text)) {
+                if self
+                    .module
+                    .as_ref()
+                    .is_some_and(|(p, _)| p.contains_key(&n.text))
+                {
                     out.push(
-                        self.diag(Code::ReadOnlyWrite, e.span, format!("module parameter `{}` is read-only", n.text))
-                            .label("parameter")
-                            .help(format!("copy it into a local: `var my_{0}: TYPE = {0}`", n.text)),
+                        self.diag(
+                            Code::ReadOnlyWrite,
+                            e.span,
+                            format!("module parameter `{}` is read-only", n.text),
+                        )
+                        .label("parameter")
+                        .help(format!(
+                            "copy it into a local: `var my_{0}: TYPE = {0}`",
+                            n.text
+                        )),
                     );
                     return None;
                 }
@@ -1025,9 +1457,13 @@ impl<'a> BodyCx<'a> {
             _ => {
                 self.expr(e, out);
                 out.push(
-                    self.diag(Code::BadParamValue, e.span, "only a variable can be assigned")
-                        .label("not a variable")
-                        .help("assign to a `var` local, `$CP0`…`$CP15` or `user.NAME`"),
+                    self.diag(
+                        Code::BadParamValue,
+                        e.span,
+                        "only a variable can be assigned",
+                    )
+                    .label("not a variable")
+                    .help("assign to a `var` local, `$CP0`…`$CP15` or `user.NAME`"),
                 );
                 None
             }
@@ -1037,9 +1473,17 @@ impl<'a> BodyCx<'a> {
     fn unknown_sys(&self, name: &str, span: Span) -> Diagnostic {
         let names: Vec<&str> = actions::SYSTEM_VARS.iter().map(|(n, _)| *n).collect();
         let s = suggest(name, names.iter().copied());
-        self.diag(Code::UnknownVariable, span, format!("unknown system variable `${name}`"))
-            .label("unknown variable")
-            .help(format!("{}the system variables are {} and `$CP0` … `$CP15`", did_you_mean(s), list(&names).replace('`', "`$").replace("`$ ", "` ")))
+        self.diag(
+            Code::UnknownVariable,
+            span,
+            format!("unknown system variable `${name}`"),
+        )
+        .label("unknown variable")
+        .help(format!(
+            "{}the system variables are {} and `$CP0` … `$CP15`",
+            did_you_mean(s),
+            list(&names).replace('`', "`$").replace("`$ ", "` ")
+        ))
     }
 
     fn unknown_var(&self, n: &Ident) -> Diagnostic {
@@ -1050,17 +1494,34 @@ impl<'a> BodyCx<'a> {
         let s = suggest(&n.text, names.iter().copied());
         let is_profile = self.program.profile(self.file, None, &n.text).is_some();
         let help = if is_profile {
-            format!("`{0}` is a time profile; test it with `in_profile({0})`", n.text)
+            format!(
+                "`{0}` is a time profile; test it with `in_profile({0})`",
+                n.text
+            )
         } else {
-            format!("{}declare it in the flow or module: `var {}: string = \"\"`", did_you_mean(s), n.text)
+            format!(
+                "{}declare it in the flow or module: `var {}: string = \"\"`",
+                did_you_mean(s),
+                n.text
+            )
         };
-        self.diag(Code::UnknownVariable, n.span, format!("unknown variable `{}`", n.text)).label("not declared").help(help)
+        self.diag(
+            Code::UnknownVariable,
+            n.span,
+            format!("unknown variable `{}`", n.text),
+        )
+        .label("not declared")
+        .help(help)
     }
 
     fn mismatch(&self, span: Span, want: Ty, got: Ty) -> Diagnostic {
-        self.diag(Code::TypeMismatch, span, format!("expected {}, found {}", want.name(), got.name()))
-            .label(format!("this is {}", got.name()))
-            .help(convert_help(want, got))
+        self.diag(
+            Code::TypeMismatch,
+            span,
+            format!("expected {}, found {}", want.name(), got.name()),
+        )
+        .label(format!("this is {}", got.name()))
+        .help(convert_help(want, got))
     }
 
     fn expect(&mut self, e: &Expr, want: Ty, out: &mut Vec<Diagnostic>) {
@@ -1088,15 +1549,26 @@ impl<'a> BodyCx<'a> {
             }
             ExprKind::Name(Some(ns), _) if ns.text == "user" => Some(Ty::Str),
             ExprKind::Name(Some(ns), n) => {
-                let help = if self.program.profile(self.file, Some(&ns.text), &n.text).is_some() {
-                    format!("`{}.{}` is a time profile; test it with `in_profile({0}.{1})`", ns.text, n.text)
+                let help = if self
+                    .program
+                    .profile(self.file, Some(&ns.text), &n.text)
+                    .is_some()
+                {
+                    format!(
+                        "`{}.{}` is a time profile; test it with `in_profile({0}.{1})`",
+                        ns.text, n.text
+                    )
                 } else {
                     "user variables are written `user.NAME`; other dotted names are modules or profiles".to_string()
                 };
                 out.push(
-                    self.diag(Code::UnknownVariable, e.span, format!("unknown variable `{}.{}`", ns.text, n.text))
-                        .label("not a variable")
-                        .help(help),
+                    self.diag(
+                        Code::UnknownVariable,
+                        e.span,
+                        format!("unknown variable `{}.{}`", ns.text, n.text),
+                    )
+                    .label("not a variable")
+                    .help(help),
                 );
                 None
             }
@@ -1129,7 +1601,9 @@ impl<'a> BodyCx<'a> {
                     Eq | Ne if lt == rt => Some(Ty::Bool),
                     Lt | Le | Gt | Ge if lt == rt && lt != Ty::Bool => Some(Ty::Bool),
                     And | Or if lt == Ty::Bool && rt == Ty::Bool => Some(Ty::Bool),
-                    StartsWith | EndsWith | Contains if lt == Ty::Str && rt == Ty::Str => Some(Ty::Bool),
+                    StartsWith | EndsWith | Contains if lt == Ty::Str && rt == Ty::Str => {
+                        Some(Ty::Bool)
+                    }
                     _ => None,
                 };
                 if result.is_none() {
@@ -1141,9 +1615,18 @@ impl<'a> BodyCx<'a> {
                         _ => format!("`{}` works on two strings", op.symbol()),
                     };
                     out.push(
-                        self.diag(Code::TypeMismatch, e.span, format!("`{}` cannot combine {} and {}", op.symbol(), lt.name(), rt.name()))
-                            .label(format!("{} {} {}", lt.name(), op.symbol(), rt.name()))
-                            .help(help),
+                        self.diag(
+                            Code::TypeMismatch,
+                            e.span,
+                            format!(
+                                "`{}` cannot combine {} and {}",
+                                op.symbol(),
+                                lt.name(),
+                                rt.name()
+                            ),
+                        )
+                        .label(format!("{} {} {}", lt.name(), op.symbol(), rt.name()))
+                        .help(help),
                     );
                 }
                 result
@@ -1152,12 +1635,27 @@ impl<'a> BodyCx<'a> {
         }
     }
 
-    fn call(&mut self, f: &Ident, args: &[Expr], span: Span, out: &mut Vec<Diagnostic>) -> Option<Ty> {
+    fn call(
+        &mut self,
+        f: &Ident,
+        args: &[Expr],
+        span: Span,
+        out: &mut Vec<Diagnostic>,
+    ) -> Option<Ty> {
         let arity = |this: &Self, n: usize, sig: &str, out: &mut Vec<Diagnostic>| {
             out.push(
-                this.diag(Code::WrongArity, span, format!("`{}` takes {n} argument{}, found {}", f.text, if n == 1 { "" } else { "s" }, args.len()))
-                    .label("wrong number of arguments")
-                    .help(format!("call it as `{sig}`")),
+                this.diag(
+                    Code::WrongArity,
+                    span,
+                    format!(
+                        "`{}` takes {n} argument{}, found {}",
+                        f.text,
+                        if n == 1 { "" } else { "s" },
+                        args.len()
+                    ),
+                )
+                .label("wrong number of arguments")
+                .help(format!("call it as `{sig}`")),
             );
         };
         match f.text.as_str() {
@@ -1181,16 +1679,26 @@ impl<'a> BodyCx<'a> {
                     let names: Vec<&str> = self
                         .program
                         .file(self.file)
-                        .map(|f| f.ast.profiles.iter().map(|p| p.name.text.as_str()).collect())
+                        .map(|f| {
+                            f.ast
+                                .profiles
+                                .iter()
+                                .map(|p| p.name.text.as_str())
+                                .collect()
+                        })
                         .unwrap_or_default();
                     out.push(
-                        self.diag(Code::UnknownProfile, args[0].span, format!("unknown time profile `{}`", name.text))
-                            .label("no such time profile")
-                            .help(format!(
-                                "{}declare it with `time_profile {} {{ mon..fri 09:00..17:00 }}`",
-                                did_you_mean(suggest(&name.text, names.iter().copied())),
-                                name.text
-                            )),
+                        self.diag(
+                            Code::UnknownProfile,
+                            args[0].span,
+                            format!("unknown time profile `{}`", name.text),
+                        )
+                        .label("no such time profile")
+                        .help(format!(
+                            "{}declare it with `time_profile {} {{ mon..fri 09:00..17:00 }}`",
+                            did_you_mean(suggest(&name.text, names.iter().copied())),
+                            name.text
+                        )),
                     );
                 }
                 Some(Ty::Bool)
@@ -1205,20 +1713,38 @@ impl<'a> BodyCx<'a> {
                 Some(Ty::Str)
             }
             name => {
-                let Some((_, params, ret, _)) = actions::FUNCTIONS.iter().find(|(n, ..)| *n == name) else {
-                    let mut names: Vec<&str> = actions::FUNCTIONS.iter().map(|(n, ..)| *n).collect();
+                let Some((_, params, ret, _)) =
+                    actions::FUNCTIONS.iter().find(|(n, ..)| *n == name)
+                else {
+                    let mut names: Vec<&str> =
+                        actions::FUNCTIONS.iter().map(|(n, ..)| *n).collect();
                     names.extend(["str", "in_profile"]);
                     out.push(
-                        self.diag(Code::UnknownFunction, f.span, format!("unknown function `{name}`"))
-                            .label("not a function")
-                            .help(format!("{}the functions are {}", did_you_mean(suggest(name, names.iter().copied())), list(&names))),
+                        self.diag(
+                            Code::UnknownFunction,
+                            f.span,
+                            format!("unknown function `{name}`"),
+                        )
+                        .label("not a function")
+                        .help(format!(
+                            "{}the functions are {}",
+                            did_you_mean(suggest(name, names.iter().copied())),
+                            list(&names)
+                        )),
                     );
                     for a in args {
                         self.expr(a, out);
                     }
                     return None;
                 };
-                let sig = format!("{name}({})", params.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "));
+                let sig = format!(
+                    "{name}({})",
+                    params
+                        .iter()
+                        .map(|t| t.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
                 if args.len() != params.len() {
                     arity(self, params.len(), &sig, out);
                     for a in args {
@@ -1238,7 +1764,9 @@ impl<'a> BodyCx<'a> {
 fn convert_help(want: Ty, got: Ty) -> String {
     match (want, got) {
         (Ty::Str, Ty::Int) | (Ty::Str, Ty::Bool) => "convert with `str(…)`".into(),
-        (Ty::Int, Ty::Str) => "convert with `int(…)` (a runtime fault if the text is not a number)".into(),
+        (Ty::Int, Ty::Str) => {
+            "convert with `int(…)` (a runtime fault if the text is not a number)".into()
+        }
         (Ty::Bool, _) => "write a condition, e.g. `x == 1` or `$KEY != \"\"`".into(),
         _ => format!("give a {} value", want.name()),
     }
@@ -1265,8 +1793,11 @@ pub fn split_qualified(s: &str) -> (Option<&str>, &str) {
 pub fn may_fault(e: &Expr) -> bool {
     match &e.kind {
         ExprKind::Binary(op, l, r) => {
-            let div_by_literal = matches!(op, BinOp::Div | BinOp::Rem) && matches!(r.kind, ExprKind::Int(n) if n != 0);
-            (matches!(op, BinOp::Div | BinOp::Rem) && !div_by_literal) || may_fault(l) || may_fault(r)
+            let div_by_literal = matches!(op, BinOp::Div | BinOp::Rem)
+                && matches!(r.kind, ExprKind::Int(n) if n != 0);
+            (matches!(op, BinOp::Div | BinOp::Rem) && !div_by_literal)
+                || may_fault(l)
+                || may_fault(r)
         }
         ExprKind::Unary(_, x) => may_fault(x),
         ExprKind::Call(f, args) => f.text == "int" || args.iter().any(may_fault),

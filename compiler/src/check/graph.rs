@@ -38,8 +38,17 @@ pub(super) fn check(
     out: &mut Vec<Diagnostic>,
 ) {
     let succ = |i: usize| -> Vec<usize> {
-        let mut v: Vec<usize> =
-            infos[i].edges.iter().filter_map(|e| if let Edge::Node(j) = e { Some(*j) } else { None }).collect();
+        let mut v: Vec<usize> = infos[i]
+            .edges
+            .iter()
+            .filter_map(|e| {
+                if let Edge::Node(j) = e {
+                    Some(*j)
+                } else {
+                    None
+                }
+            })
+            .collect();
         if infos[i].home {
             v.extend_from_slice(entries);
         }
@@ -58,9 +67,14 @@ pub(super) fn check(
         for (i, node) in body.nodes.iter().enumerate() {
             if !seen[i] && !misnamed.contains(&i) {
                 out.push(
-                    Diagnostic::new(Code::Unreachable, file, node.name.span, format!("node `{}` is never reached", node.name.text))
-                        .label("unreachable")
-                        .help("connect a result or a start point to it, or remove it"),
+                    Diagnostic::new(
+                        Code::Unreachable,
+                        file,
+                        node.name.span,
+                        format!("node `{}` is never reached", node.name.text),
+                    )
+                    .label("unreachable")
+                    .help("connect a result or a start point to it, or remove it"),
                 );
             }
         }
@@ -70,9 +84,19 @@ pub(super) fn check(
     let mut memo = HashMap::new();
     let instant: Vec<bool> = infos
         .iter()
-        .map(|n| !n.waits && n.calls.is_none_or(|m| module_is_instant(program, m, &mut memo, &mut HashSet::new())))
+        .map(|n| {
+            !n.waits
+                && n.calls
+                    .is_none_or(|m| module_is_instant(program, m, &mut memo, &mut HashSet::new()))
+        })
         .collect();
-    for scc in tarjan(infos.len(), |i| if instant[i] { succ(i).into_iter().filter(|&j| instant[j]).collect() } else { Vec::new() }) {
+    for scc in tarjan(infos.len(), |i| {
+        if instant[i] {
+            succ(i).into_iter().filter(|&j| instant[j]).collect()
+        } else {
+            Vec::new()
+        }
+    }) {
         let cyclic = scc.len() > 1 || succ(scc[0]).contains(&scc[0]);
         if !cyclic || !instant[scc[0]] {
             continue;
@@ -80,7 +104,10 @@ pub(super) fn check(
         let mut members = scc.clone();
         members.sort_unstable();
         let first = members[0];
-        let names: Vec<&str> = members.iter().map(|&i| body.nodes[i].name.text.as_str()).collect();
+        let names: Vec<&str> = members
+            .iter()
+            .map(|&i| body.nodes[i].name.text.as_str())
+            .collect();
         out.push(
             Diagnostic::new(
                 Code::PureCycle,
@@ -108,8 +135,16 @@ fn module_is_instant(
     if !visiting.insert((fid, idx)) {
         return false;
     }
-    let Some(m) = program.file(fid).and_then(|f| f.ast.modules.get(idx)) else { return false };
-    let index: HashMap<&str, usize> = m.body.nodes.iter().enumerate().map(|(i, n)| (n.name.text.as_str(), i)).collect();
+    let Some(m) = program.file(fid).and_then(|f| f.ast.modules.get(idx)) else {
+        return false;
+    };
+    let index: HashMap<&str, usize> = m
+        .body
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.text.as_str(), i))
+        .collect();
     let mut instant_node = vec![false; m.body.nodes.len()];
     for (i, n) in m.body.nodes.iter().enumerate() {
         let waits = actions::action(&n.action.text).is_none_or(|a| a.waits);
@@ -133,14 +168,20 @@ fn module_is_instant(
     }
     let mut result = false;
     let mut seen = vec![false; m.body.nodes.len()];
-    let mut stack = if m.body.nodes.is_empty() { Vec::new() } else { vec![0usize] };
+    let mut stack = if m.body.nodes.is_empty() {
+        Vec::new()
+    } else {
+        vec![0usize]
+    };
     while let Some(i) = stack.pop() {
         if !instant_node[i] || std::mem::replace(&mut seen[i], true) {
             continue;
         }
         for s in &m.body.nodes[i].stmts {
             let target = match s {
-                Stmt::On { target, .. } | Stmt::When { target, .. } | Stmt::Else { target, .. } => target,
+                Stmt::On { target, .. } | Stmt::When { target, .. } | Stmt::Else { target, .. } => {
+                    target
+                }
                 _ => continue,
             };
             match target {

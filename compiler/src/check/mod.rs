@@ -68,9 +68,14 @@ pub fn check(world: &mut dyn World, roots: &[FileId]) -> Checked {
             if let Some(prev) = namespaces.insert(ns.clone(), target) {
                 if prev != target {
                     diags.push(
-                        Diagnostic::new(Code::DuplicateImport, id, imp.span, format!("two imports are both named `{ns}`"))
-                            .label("second file with this name")
-                            .help("modules are named after their file's stem; rename one of the files"),
+                        Diagnostic::new(
+                            Code::DuplicateImport,
+                            id,
+                            imp.span,
+                            format!("two imports are both named `{ns}`"),
+                        )
+                        .label("second file with this name")
+                        .help("modules are named after their file's stem; rename one of the files"),
                     );
                 }
             }
@@ -93,10 +98,24 @@ pub fn check(world: &mut dyn World, roots: &[FileId]) -> Checked {
     body::check_start_points(&program, &mut diags);
 
     // Stable order: by file as loaded, then by position.
-    let order: HashMap<FileId, usize> = program.files.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
-    diags.sort_by_key(|d| (order.get(&d.file).copied().unwrap_or(usize::MAX), d.span.start, d.code));
+    let order: HashMap<FileId, usize> = program
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.id, i))
+        .collect();
+    diags.sort_by_key(|d| {
+        (
+            order.get(&d.file).copied().unwrap_or(usize::MAX),
+            d.span.start,
+            d.code,
+        )
+    });
     diags.dedup();
-    Checked { program, diagnostics: diags }
+    Checked {
+        program,
+        diagnostics: diags,
+    }
 }
 
 fn load(
@@ -111,7 +130,12 @@ fn load(
     let (ast, d) = syntax::parse(id, &text);
     diags.extend(d);
     index.insert(id, program.files.len());
-    program.files.push(CheckedFile { id, ast, namespaces: BTreeMap::new(), is_root });
+    program.files.push(CheckedFile {
+        id,
+        ast,
+        namespaces: BTreeMap::new(),
+        is_root,
+    });
 }
 
 /// A file's namespace: its file name without directory and `.vflow`.
@@ -140,7 +164,9 @@ fn import_cycles(world: &dyn World, program: &Program, diags: &mut Vec<Diagnosti
         let Some(file) = program.file(id) else { return };
         for imp in &file.ast.imports {
             let ns = namespace_of(&imp.value);
-            let Some(&target) = file.namespaces.get(&ns) else { continue };
+            let Some(&target) = file.namespaces.get(&ns) else {
+                continue;
+            };
             match marks.get(&target) {
                 Some(Mark::Open) => {
                     // Report at every import of the cycle, so each file shows it.
@@ -153,14 +179,26 @@ fn import_cycles(world: &dyn World, program: &Program, diags: &mut Vec<Diagnosti
                         .collect();
                     for (k, &from) in members.iter().enumerate() {
                         let to = members.get(k + 1).copied().unwrap_or(target);
-                        let Some(f) = program.file(from) else { continue };
-                        let Some(edge) = f.ast.imports.iter().find(|i| f.namespaces.get(&namespace_of(&i.value)) == Some(&to)) else {
+                        let Some(f) = program.file(from) else {
+                            continue;
+                        };
+                        let Some(edge) = f
+                            .ast
+                            .imports
+                            .iter()
+                            .find(|i| f.namespaces.get(&namespace_of(&i.value)) == Some(&to))
+                        else {
                             continue;
                         };
                         diags.push(
-                            Diagnostic::new(Code::ImportCycle, from, edge.span, format!("import cycle: {}", chain.join(" → ")))
-                                .label("this import is part of a cycle")
-                                .help("move what both files need into a third file that both import"),
+                            Diagnostic::new(
+                                Code::ImportCycle,
+                                from,
+                                edge.span,
+                                format!("import cycle: {}", chain.join(" → ")),
+                            )
+                            .label("this import is part of a cycle")
+                            .help("move what both files need into a third file that both import"),
                         );
                     }
                 }

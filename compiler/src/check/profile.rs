@@ -20,16 +20,24 @@ pub(super) fn check_profiles(file: &CheckedFile, out: &mut Vec<Diagnostic>) {
                     if let (Some(a), Some(b)) = (a, b) {
                         if a > b {
                             out.push(
-                                Diagnostic::new(Code::BadProfile, file.id, *span, "date range ends before it starts")
-                                    .label("backwards range")
-                                    .help("write the earlier date first: `2026-12-24..2026-12-31`"),
+                                Diagnostic::new(
+                                    Code::BadProfile,
+                                    file.id,
+                                    *span,
+                                    "date range ends before it starts",
+                                )
+                                .label("backwards range")
+                                .help("write the earlier date first: `2026-12-24..2026-12-31`"),
                             );
                         }
                     }
                 }
             }
             for t in &rule.times {
-                let (a, b) = (clock(&t.from, false, file, out), clock(&t.to, true, file, out));
+                let (a, b) = (
+                    clock(&t.from, false, file, out),
+                    clock(&t.to, true, file, out),
+                );
                 if let (Some(a), Some(b)) = (a, b) {
                     if a == b {
                         out.push(
@@ -49,9 +57,14 @@ fn civil(d: &DateLit, file: &CheckedFile, out: &mut Vec<Diagnostic>) -> Option<j
         Ok(x) => Some(x),
         Err(_) => {
             out.push(
-                Diagnostic::new(Code::BadProfile, file.id, d.span, format!("{:04}-{:02}-{:02} is not a date", d.year, d.month, d.day))
-                    .label("no such day")
-                    .help("write a real calendar date as YYYY-MM-DD"),
+                Diagnostic::new(
+                    Code::BadProfile,
+                    file.id,
+                    d.span,
+                    format!("{:04}-{:02}-{:02} is not a date", d.year, d.month, d.day),
+                )
+                .label("no such day")
+                .help("write a real calendar date as YYYY-MM-DD"),
             );
             None
         }
@@ -63,9 +76,14 @@ fn clock(c: &ClockLit, is_end: bool, file: &CheckedFile, out: &mut Vec<Diagnosti
     let ok = c.minute < 60 && (c.hour < 24 || (is_end && c.hour == 24 && c.minute == 0));
     if !ok {
         out.push(
-            Diagnostic::new(Code::BadProfile, file.id, c.span, format!("{:02}:{:02} is not a time of day", c.hour, c.minute))
-                .label("out of range")
-                .help("times are 00:00 to 23:59; `24:00` may end a range"),
+            Diagnostic::new(
+                Code::BadProfile,
+                file.id,
+                c.span,
+                format!("{:02}:{:02} is not a time of day", c.hour, c.minute),
+            )
+            .label("out of range")
+            .help("times are 00:00 to 23:59; `24:00` may end a range"),
         );
         return None;
     }

@@ -28,15 +28,33 @@ impl Program {
 
     /// Resolves a module reference written in `from`: `name` (same file) or
     /// `ns.name` (an imported file's module).
-    pub fn module(&self, from: FileId, ns: Option<&str>, name: &str) -> Option<(FileId, &ast::Module)> {
+    pub fn module(
+        &self,
+        from: FileId,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<(FileId, &ast::Module)> {
         let file = self.target_file(from, ns)?;
-        file.ast.modules.iter().find(|m| m.name.text == name).map(|m| (file.id, m))
+        file.ast
+            .modules
+            .iter()
+            .find(|m| m.name.text == name)
+            .map(|m| (file.id, m))
     }
 
     /// Resolves a time profile reference written in `from`, like [`Program::module`].
-    pub fn profile(&self, from: FileId, ns: Option<&str>, name: &str) -> Option<(FileId, &ast::TimeProfile)> {
+    pub fn profile(
+        &self,
+        from: FileId,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<(FileId, &ast::TimeProfile)> {
         let file = self.target_file(from, ns)?;
-        file.ast.profiles.iter().find(|p| p.name.text == name).map(|p| (file.id, p))
+        file.ast
+            .profiles
+            .iter()
+            .find(|p| p.name.text == name)
+            .map(|p| (file.id, p))
     }
 
     fn target_file(&self, from: FileId, ns: Option<&str>) -> Option<&CheckedFile> {
@@ -49,6 +67,9 @@ impl Program {
 
     /// Every flow of the root files, with its file.
     pub fn root_flows(&self) -> impl Iterator<Item = (FileId, &ast::Flow)> {
-        self.files.iter().filter(|f| f.is_root).flat_map(|f| f.ast.flows.iter().map(move |fl| (f.id, fl)))
+        self.files
+            .iter()
+            .filter(|f| f.is_root)
+            .flat_map(|f| f.ast.flows.iter().map(move |fl| (f.id, fl)))
     }
 }

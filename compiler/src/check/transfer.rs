@@ -12,7 +12,11 @@ use crate::diag::{Code, Diagnostic};
 pub(super) fn check_patterns(file: &CheckedFile, out: &mut Vec<Diagnostic>) {
     for p in &file.ast.allow_transfer {
         if let Err(why) = validate(&p.value) {
-            let shown = if p.value.is_empty() { "\"\"".to_string() } else { format!("`{}`", p.value) };
+            let shown = if p.value.is_empty() {
+                "\"\"".to_string()
+            } else {
+                format!("`{}`", p.value)
+            };
             out.push(
                 Diagnostic::new(Code::BadTransferPattern, file.id, p.span, format!("invalid transfer pattern {shown}: {why}"))
                     .label("invalid pattern")

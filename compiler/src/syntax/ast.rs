@@ -51,7 +51,11 @@ pub enum DaySpec {
     /// Weekdays `0 = mon … 6 = sun`, inclusive; `from > to` wraps (`sat..mon`).
     Weekdays { from: u8, to: u8, span: Span },
     /// Calendar dates, inclusive, as written (`YYYY-MM-DD`); checked in `check`.
-    Dates { from: DateLit, to: DateLit, span: Span },
+    Dates {
+        from: DateLit,
+        to: DateLit,
+        span: Span,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,25 +137,53 @@ pub struct Node {
 #[derive(Debug, Clone)]
 pub enum Stmt {
     /// `on RESULT -> TARGET`
-    On { label: ResultLabel, target: Target, span: Span },
+    On {
+        label: ResultLabel,
+        target: Target,
+        span: Span,
+    },
     /// `when EXPR -> TARGET` (switch)
-    When { cond: Expr, target: Target, span: Span },
+    When {
+        cond: Expr,
+        target: Target,
+        span: Span,
+    },
     /// `else -> TARGET` (switch)
     Else { target: Target, span: Span },
     /// `prompt "a.wav" ("b" + $KEY + ".wav")`
     Prompt { items: Vec<Expr>, span: Span },
     /// `say digits|number|time|date EXPR`
-    Say { mode: Ident, value: Expr, span: Span },
+    Say {
+        mode: Ident,
+        value: Expr,
+        span: Span,
+    },
     /// `speak EXPR`
     Speak { text: Expr, span: Span },
     /// `module NS.NAME(arg = expr, …)`
-    Module { module: Ident, args: Vec<Arg>, span: Span },
+    Module {
+        module: Ident,
+        args: Vec<Arg>,
+        span: Span,
+    },
     /// `start KIND "NAME"` (goto_start)
-    Start { kind: Option<Ident>, name: StrLit, span: Span },
+    Start {
+        kind: Option<Ident>,
+        name: StrLit,
+        span: Span,
+    },
     /// `LVALUE = EXPR` (set)
-    Assign { target: Expr, value: Expr, span: Span },
+    Assign {
+        target: Expr,
+        value: Expr,
+        span: Span,
+    },
     /// Any other `NAME VALUE` parameter.
-    Param { name: Ident, value: ParamValue, span: Span },
+    Param {
+        name: Ident,
+        value: ParamValue,
+        span: Span,
+    },
 }
 
 impl Stmt {

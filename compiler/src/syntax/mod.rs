@@ -22,12 +22,22 @@ struct Grammar;
 
 /// Parses one file. Spans are byte offsets into `text`.
 pub fn parse(file: FileId, text: &str) -> (ast::File, Vec<Diagnostic>) {
-    let mut b = Builder { file, diags: Vec::new(), offset: 0, in_expr: false };
+    let mut b = Builder {
+        file,
+        diags: Vec::new(),
+        offset: 0,
+        in_expr: false,
+    };
     let mut out = ast::File::default();
     if let Some(at) = too_deep(text) {
-        let d = Diagnostic::new(Code::Syntax, file, Span::new(at, at + 1), format!("parentheses nested more than {MAX_NESTING} deep"))
-            .label("too deep")
-            .help("split the expression across several assignments in a `set` node");
+        let d = Diagnostic::new(
+            Code::Syntax,
+            file,
+            Span::new(at, at + 1),
+            format!("parentheses nested more than {MAX_NESTING} deep"),
+        )
+        .label("too deep")
+        .help("split the expression across several assignments in a `set` node");
         return (out, vec![d]);
     }
     match Grammar::parse(Rule::file, text) {
@@ -118,10 +128,19 @@ fn recover_body(b: &mut Builder, text: &str, start: usize, end: usize, out: &mut
     let (Some(kw @ ("flow" | "module")), Some(name)) = (words.next(), words.next()) else {
         return;
     };
-    let name_text: String = name.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    let name_text: String = name
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
     let name_at = start + chunk.find(name).unwrap_or(0);
-    let name = Ident { text: name_text, span: Span::new(name_at, name_at + name.len()) };
-    let close = chunk.rfind('}').filter(|&c| c > open).unwrap_or(chunk.len());
+    let name = Ident {
+        text: name_text,
+        span: Span::new(name_at, name_at + name.len()),
+    };
+    let close = chunk
+        .rfind('}')
+        .filter(|&c| c > open)
+        .unwrap_or(chunk.len());
     let mut body = Body::default();
     let mut starts = Vec::new();
     for (s, e) in chunks(text, start + open + 1, start + close, false) {
@@ -149,11 +168,22 @@ fn recover_body(b: &mut Builder, text: &str, start: usize, end: usize, out: &mut
     }
     let span = Span::new(start, end);
     if kw == "flow" {
-        out.flows.push(Flow { name, starts, body, span });
+        out.flows.push(Flow {
+            name,
+            starts,
+            body,
+            span,
+        });
     } else {
         // The parameter list and exits are lost with a broken module; the
         // checker then sees a module with none, which only affects calls to it.
-        out.modules.push(Module { name, params: Vec::new(), exits: Vec::new(), body, span });
+        out.modules.push(Module {
+            name,
+            params: Vec::new(),
+            exits: Vec::new(),
+            body,
+            span,
+        });
     }
 }
 
@@ -240,12 +270,19 @@ fn chunks(text: &str, from: usize, to: usize, top_level: bool) -> Vec<(usize, us
 fn starts_item(s: &str) -> bool {
     ["import", "allow_transfer", "time_profile", "module", "flow"]
         .iter()
-        .any(|k| s.starts_with(k) && !s[k.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+        .any(|k| {
+            s.starts_with(k) && !s[k.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+        })
         || s.is_empty()
 }
 
 /// Maps a pest error onto a V0001 diagnostic that says in words what was expected.
-fn syntax_error(file: FileId, text: &str, offset: usize, e: &pest::error::Error<Rule>) -> Diagnostic {
+fn syntax_error(
+    file: FileId,
+    text: &str,
+    offset: usize,
+    e: &pest::error::Error<Rule>,
+) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
     let pos = match e.location {
         InputLocation::Pos(p) => p,
@@ -254,7 +291,11 @@ fn syntax_error(file: FileId, text: &str, offset: usize, e: &pest::error::Error<
     let found = describe_found(&text[pos.min(text.len())..]);
     let mut expected: Vec<String> = match &e.variant {
         ErrorVariant::ParsingError { positives, .. } => {
-            let mut v: Vec<String> = positives.iter().filter_map(|r| rule_words(*r)).map(String::from).collect();
+            let mut v: Vec<String> = positives
+                .iter()
+                .filter_map(|r| rule_words(*r))
+                .map(String::from)
+                .collect();
             v.sort();
             v.dedup();
             v
@@ -265,12 +306,21 @@ fn syntax_error(file: FileId, text: &str, offset: usize, e: &pest::error::Error<
         expected.push("something else".into());
     }
     let list = join_or(&expected);
-    let len = found.1.max(1).min(text.len().saturating_sub(pos)).max(if pos < text.len() { 1 } else { 0 });
+    let len = found
+        .1
+        .max(1)
+        .min(text.len().saturating_sub(pos))
+        .max(if pos < text.len() { 1 } else { 0 });
     let span = Span::new(offset + pos, offset + pos + len);
     let help = syntax_help(&expected, &text[pos.min(text.len())..]);
-    Diagnostic::new(Code::Syntax, file, span, format!("expected {list}, found {}", found.0))
-        .label(format!("expected {list}"))
-        .help(help)
+    Diagnostic::new(
+        Code::Syntax,
+        file,
+        span,
+        format!("expected {list}, found {}", found.0),
+    )
+    .label(format!("expected {list}"))
+    .help(help)
 }
 
 /// A short description of what stands at the error position, and its length.
@@ -282,7 +332,10 @@ fn describe_found(rest: &str) -> (String, usize) {
     if rest_line.trim().is_empty() {
         return ("the end of the line".into(), 1);
     }
-    let word: String = rest_line.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '$').collect();
+    let word: String = rest_line
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '$')
+        .collect();
     if !word.is_empty() {
         return (format!("`{word}`"), word.len());
     }
@@ -342,8 +395,21 @@ fn rule_words(r: Rule) -> Option<&'static str> {
         Rule::date | Rule::date_range => "a date (`YYYY-MM-DD`)",
         Rule::time_range => "a time range (`HH:MM..HH:MM`)",
         Rule::clock => "a time (`HH:MM`)",
-        Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::rem | Rule::eq | Rule::ne | Rule::le
-        | Rule::ge | Rule::lt | Rule::gt | Rule::and | Rule::or | Rule::starts_with | Rule::ends_with
+        Rule::add
+        | Rule::sub
+        | Rule::mul
+        | Rule::div
+        | Rule::rem
+        | Rule::eq
+        | Rule::ne
+        | Rule::le
+        | Rule::ge
+        | Rule::lt
+        | Rule::gt
+        | Rule::and
+        | Rule::or
+        | Rule::starts_with
+        | Rule::ends_with
         | Rule::contains => "an operator",
         Rule::neg | Rule::not => "`-` or `not`",
         Rule::kw_start => "`start`",
@@ -373,10 +439,15 @@ fn syntax_help(expected: &[String], rest: &str) -> String {
     if line.starts_with('=') && expected.iter().any(|e| e == "an operator") {
         return "compare with `==`; assign only in a `set` node".into();
     }
-    if expected.iter().any(|e| e.contains("block")) || (line.starts_with('}') && expected.iter().any(|e| e.starts_with("the end"))) {
+    if expected.iter().any(|e| e.contains("block"))
+        || (line.starts_with('}') && expected.iter().any(|e| e.starts_with("the end")))
+    {
         return "check that every `{` has its `}`".into();
     }
-    format!("write {} here (see docs/LANGUAGE.md for the syntax)", join_or(expected))
+    format!(
+        "write {} here (see docs/LANGUAGE.md for the syntax)",
+        join_or(expected)
+    )
 }
 
 static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
@@ -394,7 +465,9 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
             | Op::infix(Rule::ends_with, Assoc::Left)
             | Op::infix(Rule::contains, Assoc::Left))
         .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-        .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left) | Op::infix(Rule::rem, Assoc::Left))
+        .op(Op::infix(Rule::mul, Assoc::Left)
+            | Op::infix(Rule::div, Assoc::Left)
+            | Op::infix(Rule::rem, Assoc::Left))
         .op(Op::prefix(Rule::neg))
 });
 
@@ -413,7 +486,10 @@ impl Builder {
     }
 
     fn ident(&self, p: Pair<Rule>) -> Ident {
-        Ident { text: p.as_str().to_string(), span: self.span(p.as_span()) }
+        Ident {
+            text: p.as_str().to_string(),
+            span: self.span(p.as_span()),
+        }
     }
 
     fn item(&mut self, p: Pair<Rule>, out: &mut ast::File) {
@@ -507,7 +583,12 @@ impl Builder {
                     _ => {}
                 }
             }
-            rules.push(ProfileRule { except, days, times, span: rspan });
+            rules.push(ProfileRule {
+                except,
+                days,
+                times,
+                span: rspan,
+            });
         }
         TimeProfile { name, rules, span }
     }
@@ -527,7 +608,11 @@ impl Builder {
     fn clock(&self, p: Pair<Rule>) -> ClockLit {
         let s = p.as_str();
         let (h, m) = s.split_once(':').unwrap_or(("0", "0"));
-        ClockLit { hour: h.parse().unwrap_or(99), minute: m.parse().unwrap_or(99), span: self.span(p.as_span()) }
+        ClockLit {
+            hour: h.parse().unwrap_or(99),
+            minute: m.parse().unwrap_or(99),
+            span: self.span(p.as_span()),
+        }
     }
 
     fn flow(&mut self, p: Pair<Rule>) -> Flow {
@@ -544,7 +629,12 @@ impl Builder {
                 _ => {}
             }
         }
-        Flow { name, starts, body, span }
+        Flow {
+            name,
+            starts,
+            body,
+            span,
+        }
     }
 
     fn module(&mut self, p: Pair<Rule>) -> Module {
@@ -568,7 +658,13 @@ impl Builder {
                 _ => {}
             }
         }
-        Module { name, params, exits, body, span }
+        Module {
+            name,
+            params,
+            exits,
+            body,
+            span,
+        }
     }
 
     fn start_point(&mut self, p: Pair<Rule>) -> StartPoint {
@@ -577,7 +673,12 @@ impl Builder {
         let kind = self.ident(inner.next().expect("start kind"));
         let pattern = self.string(inner.next().expect("start pattern"));
         let target = self.ident(inner.next().expect("start target"));
-        StartPoint { kind, pattern, target, span }
+        StartPoint {
+            kind,
+            pattern,
+            target,
+            span,
+        }
     }
 
     fn var_decl(&mut self, p: Pair<Rule>) -> VarDecl {
@@ -586,7 +687,12 @@ impl Builder {
         let name = self.ident(inner.next().expect("var name"));
         let ty = self.ident(inner.next().expect("var type"));
         let init = self.expr(inner.next().expect("var init"));
-        VarDecl { name, ty, init, span }
+        VarDecl {
+            name,
+            ty,
+            init,
+            span,
+        }
     }
 
     fn node(&mut self, p: Pair<Rule>) -> Node {
@@ -600,7 +706,12 @@ impl Builder {
                 stmts.push(self.stmt(s));
             }
         }
-        Node { action, name, stmts, span }
+        Node {
+            action,
+            name,
+            stmts,
+            span,
+        }
     }
 
     fn target(&self, p: Pair<Rule>) -> Target {
@@ -617,26 +728,38 @@ impl Builder {
         let mut inner = kids(p);
         match rule {
             Rule::on_clause => {
-                let l = kids(inner.next().expect("result label")).next().expect("label child");
+                let l = kids(inner.next().expect("result label"))
+                    .next()
+                    .expect("label child");
                 let label = match l.as_rule() {
                     Rule::string => ResultLabel::Keys(self.string(l)),
                     _ => ResultLabel::Name(self.ident(l)),
                 };
                 let target = self.target(inner.next().expect("on target"));
-                Stmt::On { label, target, span }
+                Stmt::On {
+                    label,
+                    target,
+                    span,
+                }
             }
             Rule::when_clause => {
                 let cond = self.expr(inner.next().expect("when condition"));
                 let target = self.target(inner.next().expect("when target"));
                 Stmt::When { cond, target, span }
             }
-            Rule::else_clause => Stmt::Else { target: self.target(inner.next().expect("else target")), span },
+            Rule::else_clause => Stmt::Else {
+                target: self.target(inner.next().expect("else target")),
+                span,
+            },
             Rule::prompt_param => {
                 let items = inner
                     .map(|i| match i.as_rule() {
                         Rule::string => {
                             let s = self.string(i);
-                            Expr { kind: ExprKind::Str(s.value), span: s.span }
+                            Expr {
+                                kind: ExprKind::Str(s.value),
+                                span: s.span,
+                            }
                         }
                         _ => self.expr(i),
                     })
@@ -648,7 +771,10 @@ impl Builder {
                 let value = self.expr(inner.next().expect("say value"));
                 Stmt::Say { mode, value, span }
             }
-            Rule::speak_param => Stmt::Speak { text: self.expr(inner.next().expect("speak text")), span },
+            Rule::speak_param => Stmt::Speak {
+                text: self.expr(inner.next().expect("speak text")),
+                span,
+            },
             Rule::module_param => {
                 let module = self.ident(inner.next().expect("module name"));
                 let args = inner
@@ -671,13 +797,19 @@ impl Builder {
                 let lhs = inner.next().expect("assignment target");
                 let target = self.atom(lhs);
                 let value = self.expr(inner.next().expect("assignment value"));
-                Stmt::Assign { target, value, span }
+                Stmt::Assign {
+                    target,
+                    value,
+                    span,
+                }
             }
             Rule::param => {
                 let name = self.ident(inner.next().expect("param name"));
                 let v = inner.next().expect("param value");
                 let value = match v.as_rule() {
-                    Rule::duration => ParamValue::Duration(self.duration(&v), self.span(v.as_span())),
+                    Rule::duration => {
+                        ParamValue::Duration(self.duration(&v), self.span(v.as_span()))
+                    }
                     _ => ParamValue::Expr(self.expr(v)),
                 };
                 Stmt::Param { name, value, span }
@@ -700,9 +832,14 @@ impl Builder {
             Some(ms) if ms <= u32::MAX as u64 => ms,
             _ => {
                 self.diags.push(
-                    Diagnostic::new(Code::BadLiteral, self.file, self.span(p.as_span()), "duration is too long")
-                        .label("too long")
-                        .help("durations are at most 49 days; write a shorter one such as `30s`"),
+                    Diagnostic::new(
+                        Code::BadLiteral,
+                        self.file,
+                        self.span(p.as_span()),
+                        "duration is too long",
+                    )
+                    .label("too long")
+                    .help("durations are at most 49 days; write a shorter one such as `30s`"),
                 );
                 0
             }
@@ -721,7 +858,10 @@ impl Builder {
                     .label(format!("more than {MAX_EXPR_NODES} parts"))
                     .help("split it across several assignments in a `set` node"),
             );
-            return Expr { kind: ExprKind::Error, span };
+            return Expr {
+                kind: ExprKind::Error,
+                span,
+            };
         }
         self.in_expr = true;
         let e = self.pratt(p.into_inner());
@@ -736,8 +876,15 @@ impl Builder {
             .map_primary(|p| this.borrow_mut().atom(p))
             .map_prefix(|op, e| {
                 let span = this.borrow().span(op.as_span()).to(e.span);
-                let op = if op.as_rule() == Rule::neg { UnOp::Neg } else { UnOp::Not };
-                Expr { kind: ExprKind::Unary(op, Box::new(e)), span }
+                let op = if op.as_rule() == Rule::neg {
+                    UnOp::Neg
+                } else {
+                    UnOp::Not
+                };
+                Expr {
+                    kind: ExprKind::Unary(op, Box::new(e)),
+                    span,
+                }
             })
             .map_infix(|l, op, r| {
                 let span = l.span.to(r.span);
@@ -759,7 +906,10 @@ impl Builder {
                     Rule::ends_with => BinOp::EndsWith,
                     _ => BinOp::Contains,
                 };
-                Expr { kind: ExprKind::Binary(op, Box::new(l), Box::new(r)), span }
+                Expr {
+                    kind: ExprKind::Binary(op, Box::new(l), Box::new(r)),
+                    span,
+                }
             })
             .parse(pairs)
     }
@@ -804,14 +954,26 @@ fn kids(p: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
     p.into_inner().filter(|c| {
         !matches!(
             c.as_rule(),
-            Rule::kw_start | Rule::kw_var | Rule::kw_prompt | Rule::kw_say | Rule::kw_speak | Rule::kw_module
-                | Rule::kw_import | Rule::kw_allow_transfer | Rule::kw_time_profile | Rule::kw_flow | Rule::kw_except
+            Rule::kw_start
+                | Rule::kw_var
+                | Rule::kw_prompt
+                | Rule::kw_say
+                | Rule::kw_speak
+                | Rule::kw_module
+                | Rule::kw_import
+                | Rule::kw_allow_transfer
+                | Rule::kw_time_profile
+                | Rule::kw_flow
+                | Rule::kw_except
         )
     })
 }
 
 fn weekday_index(s: &str) -> u8 {
-    ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].iter().position(|d| *d == s).unwrap_or(0) as u8
+    ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .position(|d| *d == s)
+        .unwrap_or(0) as u8
 }
 
 #[cfg(test)]
@@ -865,31 +1027,66 @@ mod tests {
 
     #[test]
     fn precedence() {
-        let f = parse_ok("flow f { test t { if not 1 + 2 * 3 == 7 and true or false on true -> hangup } }");
-        let Stmt::Param { value: ParamValue::Expr(e), .. } = &f.flows[0].body.nodes[0].stmts[0] else { panic!() };
+        let f = parse_ok(
+            "flow f { test t { if not 1 + 2 * 3 == 7 and true or false on true -> hangup } }",
+        );
+        let Stmt::Param {
+            value: ParamValue::Expr(e),
+            ..
+        } = &f.flows[0].body.nodes[0].stmts[0]
+        else {
+            panic!()
+        };
         // ((not ((1 + (2*3)) == 7)) and true) or false
-        let ExprKind::Binary(BinOp::Or, l, _) = &e.kind else { panic!("{e:?}") };
-        let ExprKind::Binary(BinOp::And, l, _) = &l.kind else { panic!() };
-        let ExprKind::Unary(UnOp::Not, inner) = &l.kind else { panic!() };
+        let ExprKind::Binary(BinOp::Or, l, _) = &e.kind else {
+            panic!("{e:?}")
+        };
+        let ExprKind::Binary(BinOp::And, l, _) = &l.kind else {
+            panic!()
+        };
+        let ExprKind::Unary(UnOp::Not, inner) = &l.kind else {
+            panic!()
+        };
         assert!(matches!(inner.kind, ExprKind::Binary(BinOp::Eq, _, _)));
     }
 
     #[test]
     fn module_with_exits_and_return() {
-        let f = parse_ok("module m(a: string, b: int) -> done | failed { play p { prompt \"x.wav\" on next -> return done } }");
+        let f = parse_ok(
+            "module m(a: string, b: int) -> done | failed { play p { prompt \"x.wav\" on next -> return done } }",
+        );
         let m = &f.modules[0];
         assert_eq!(m.params.len(), 2);
-        assert_eq!(m.exits.iter().map(|e| e.text.as_str()).collect::<Vec<_>>(), ["done", "failed"]);
-        let Stmt::On { target: Target::Return(e), .. } = &m.body.nodes[0].stmts[1] else { panic!() };
+        assert_eq!(
+            m.exits.iter().map(|e| e.text.as_str()).collect::<Vec<_>>(),
+            ["done", "failed"]
+        );
+        let Stmt::On {
+            target: Target::Return(e),
+            ..
+        } = &m.body.nodes[0].stmts[1]
+        else {
+            panic!()
+        };
         assert_eq!(e.text, "done");
     }
 
     #[test]
     fn durations_and_keys() {
-        let f = parse_ok(r#"flow f { menu m { timeout 500ms on "12#" -> hangup on "?" -> hangup on true -> hangup } }"#);
+        let f = parse_ok(
+            r#"flow f { menu m { timeout 500ms on "12#" -> hangup on "?" -> hangup on true -> hangup } }"#,
+        );
         let n = &f.flows[0].body.nodes[0];
-        assert!(matches!(n.stmts[0], Stmt::Param { value: ParamValue::Duration(500, _), .. }));
-        assert!(matches!(&n.stmts[1], Stmt::On { label: ResultLabel::Keys(k), .. } if k.value == "12#"));
+        assert!(matches!(
+            n.stmts[0],
+            Stmt::Param {
+                value: ParamValue::Duration(500, _),
+                ..
+            }
+        ));
+        assert!(
+            matches!(&n.stmts[1], Stmt::On { label: ResultLabel::Keys(k), .. } if k.value == "12#")
+        );
     }
 
     #[test]
@@ -905,10 +1102,17 @@ mod tests {
 
     #[test]
     fn pathological_nesting_is_an_error_not_a_crash() {
-        let deep = format!("flow f {{ set s {{ $CP1 = {}1{} on next -> hangup }} }}", "(".repeat(100_000), ")".repeat(100_000));
+        let deep = format!(
+            "flow f {{ set s {{ $CP1 = {}1{} on next -> hangup }} }}",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        );
         let (_, d) = parse(FileId(0), &deep);
         assert_eq!(d[0].code, Code::Syntax);
-        let long = format!("flow f {{ set s {{ $CP1 = str(1{}) on next -> hangup }} }}", " + 1".repeat(50_000));
+        let long = format!(
+            "flow f {{ set s {{ $CP1 = str(1{}) on next -> hangup }} }}",
+            " + 1".repeat(50_000)
+        );
         let (_, d) = parse(FileId(0), &long);
         assert!(d.iter().any(|d| d.message.contains("too long")), "{d:?}");
     }

@@ -39,18 +39,32 @@ pub fn run(args: CheckArgs) -> ExitCode {
         }
     };
     let checked = check::check(&mut world, &roots);
-    let errors = checked.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    let errors = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let warnings = checked.diagnostics.len() - errors;
     match args.format {
         Format::Json => {
-            let items: Vec<_> = checked.diagnostics.iter().map(|d| d.to_json(world.file(d.file))).collect();
-            println!("{}", serde_json::to_string_pretty(&items).expect("JSON values serialize"));
+            let items: Vec<_> = checked
+                .diagnostics
+                .iter()
+                .map(|d| d.to_json(world.file(d.file)))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&items).expect("JSON values serialize")
+            );
         }
         Format::Human => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             for d in &checked.diagnostics {
                 let w = &world;
-                print!("{}", d.render(world.file(d.file), |id| Some(w.file(id)), color));
+                print!(
+                    "{}",
+                    d.render(world.file(d.file), |id| Some(w.file(id)), color)
+                );
             }
             let files = checked.program.files.iter().filter(|f| f.is_root).count();
             eprintln!(
@@ -61,7 +75,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
             );
         }
     }
-    if errors > 0 || (args.deny_warnings && warnings > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if errors > 0 || (args.deny_warnings && warnings > 0) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn plural(n: usize) -> &'static str {
@@ -71,12 +89,18 @@ fn plural(n: usize) -> &'static str {
 /// Loads every `*.vflow` under the given paths (default `.`), in a stable order.
 pub fn load_roots(world: &mut DiskWorld, paths: &[PathBuf]) -> Result<Vec<FileId>, String> {
     let default = [PathBuf::from(".")];
-    let paths = if paths.is_empty() { &default[..] } else { paths };
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
     let mut files = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+        let meta =
+            std::fs::metadata(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
         if meta.is_dir() {
-            collect_vflow(p, &mut files).map_err(|e| format!("cannot read directory `{}`: {e}", p.display()))?;
+            collect_vflow(p, &mut files)
+                .map_err(|e| format!("cannot read directory `{}`: {e}", p.display()))?;
         } else {
             files.push(p.clone());
         }
@@ -84,12 +108,18 @@ pub fn load_roots(world: &mut DiskWorld, paths: &[PathBuf]) -> Result<Vec<FileId
     if files.is_empty() {
         return Err(format!(
             "no .vflow files found in {}",
-            paths.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
+            paths
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let mut ids = Vec::new();
     for f in files {
-        let id = world.load(&f).map_err(|e| format!("cannot read `{}`: {e}", f.display()))?;
+        let id = world
+            .load(&f)
+            .map_err(|e| format!("cannot read `{}`: {e}", f.display()))?;
         if !ids.contains(&id) {
             ids.push(id);
         }

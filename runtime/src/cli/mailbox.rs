@@ -267,7 +267,10 @@ fn run_inner(args: MailboxArgs) -> Result<(), Failure> {
                     if m.email.is_empty() { "-" } else { &m.email },
                     m.email_mode
                 );
-                println!("mwi           {}", if m.mwi.is_empty() { "-" } else { &m.mwi });
+                println!(
+                    "mwi           {}",
+                    if m.mwi.is_empty() { "-" } else { &m.mwi }
+                );
                 println!(
                     "limits        {} messages{}, {} each{}",
                     m.message_limit(vm),
@@ -445,7 +448,12 @@ fn update_from(
     if f.max_messages == Some(0) {
         return Err(Failure::Refused("--max-messages must be at least 1".into()));
     }
-    if let Some(Err(why)) = f.mwi.as_deref().filter(|m| !m.is_empty()).map(voicemail::mwi::Target::parse) {
+    if let Some(Err(why)) = f
+        .mwi
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .map(voicemail::mwi::Target::parse)
+    {
         return Err(Failure::Refused(format!("--mwi {why}")));
     }
     Ok(MailboxUpdate {

@@ -2,9 +2,9 @@
 //! 1 the input has problems (diagnostics, failed tests), 2 usage or I/O error.
 
 mod check;
-mod serve;
 mod ir;
 mod mailbox;
+mod serve;
 mod simulate;
 mod test;
 
@@ -22,7 +22,13 @@ pub struct Cli {
 /// `vflow --version`: the version and the engine that runs flows here.
 fn version() -> &'static str {
     static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    V.get_or_init(|| format!("{} (engine: {})", env!("CARGO_PKG_VERSION"), vflow_compiler::engine_name()))
+    V.get_or_init(|| {
+        format!(
+            "{} (engine: {})",
+            env!("CARGO_PKG_VERSION"),
+            vflow_compiler::engine_name()
+        )
+    })
 }
 
 #[derive(Subcommand, Debug)]

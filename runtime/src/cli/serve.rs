@@ -22,7 +22,9 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> ExitCode {
     let filter = std::env::var("RUST_LOG").unwrap_or(args.log.clone());
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .try_init();
     let config = match &args.config {
@@ -36,7 +38,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
         None => Config::default(),
     };
 
-    let source = super::SourceOpts { stdlib: config.flows.stdlib.clone() };
+    let source = super::SourceOpts {
+        stdlib: config.flows.stdlib.clone(),
+    };
     let (_world, program) = match super::ir::compile(&config.flows.paths, &source) {
         Ok(x) => x,
         Err(code) => return code,
@@ -65,7 +69,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
             for e in &errors {
                 eprintln!("error: prompt {e}");
             }
-            eprintln!("error: {} prompt file{} cannot be played; convert to 8 kHz mono 16-bit PCM WAV (e.g. `sox in.wav -r 8000 -c 1 -b 16 out.wav`)", errors.len(), if errors.len() == 1 { "" } else { "s" });
+            eprintln!(
+                "error: {} prompt file{} cannot be played; convert to 8 kHz mono 16-bit PCM WAV (e.g. `sox in.wav -r 8000 -c 1 -b 16 out.wav`)",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
             return ExitCode::from(1);
         }
     };
@@ -87,9 +95,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
     tracing::info!(units = flows.program.units.len(), entries = flows.program.entries.len(), prompts = prompts.len(), data = %config.node.data_dir.display(), "flows loaded");
 
     let rt = if config.node.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(config.node.threads).enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.node.threads)
+            .enable_all()
+            .build()
     };
     let rt = match rt {
         Ok(rt) => rt,
@@ -98,7 +111,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = rt.block_on(server::run(config.clone(), flows, prompts, store, vars, shutdown_signal()));
+    let result = rt.block_on(server::run(
+        config.clone(),
+        flows,
+        prompts,
+        store,
+        vars,
+        shutdown_signal(),
+    ));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -126,12 +146,16 @@ fn flow_dirs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            super::check::collect_vflow(p, &mut files).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+            super::check::collect_vflow(p, &mut files)
+                .map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
         } else {
             files.push(p.clone());
         }
     }
-    let mut dirs: Vec<PathBuf> = files.iter().filter_map(|f| f.parent().map(|d| d.to_path_buf())).collect();
+    let mut dirs: Vec<PathBuf> = files
+        .iter()
+        .filter_map(|f| f.parent().map(|d| d.to_path_buf()))
+        .collect();
     dirs.sort();
     dirs.dedup();
     Ok(dirs)

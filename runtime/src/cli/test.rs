@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vflow_compiler::exec::{self, CallInfo, Effect, Outcome, SimHost, TraceStep};
-use vflow_compiler::jit;
 use vflow_compiler::ir::{self, Value};
+use vflow_compiler::jit;
 
 #[derive(clap::Args, Debug)]
 pub struct TestArgs {

@@ -188,7 +188,9 @@ impl MediaSession {
         // that restarted its stream (a tool replaying recorded RTP, a media
         // server switching sources with the same SSRC): follow it, rather than
         // deaf to every later key (RFC 3550 A.1 resynchronises likewise).
-        let paused = self.last_rx.is_some_and(|t| now.saturating_duration_since(t) >= STREAM_RESTART_GAP);
+        let paused = self
+            .last_rx
+            .is_some_and(|t| now.saturating_duration_since(t) >= STREAM_RESTART_GAP);
         if paused && matches!(verdict, SeqVerdict::Duplicate | SeqVerdict::TooOld) {
             self.stats.restarts += 1;
             self.flush_jitter();

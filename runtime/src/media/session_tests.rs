@@ -519,9 +519,15 @@ fn replayed_event_streams_after_a_pause_are_all_heard() {
         let mut tx = Packetizer::new(0x5151, seq);
         let mut buf = [0u8; 64];
         for i in 0..4u16 {
-            let ev = TelephoneEvent { event, end: i == 3, volume: 10, duration: 160 * (i + 1) };
+            let ev = TelephoneEvent {
+                event,
+                end: i == 3,
+                volume: 10,
+                duration: 160 * (i + 1),
+            };
             let n = tx.write(EVENT_PT, ts, false, &ev.emit(), &mut buf).unwrap();
-            s.handle_rtp(ms(t0, at + 20 * u64::from(i)), &buf[..n]).unwrap();
+            s.handle_rtp(ms(t0, at + 20 * u64::from(i)), &buf[..n])
+                .unwrap();
         }
     };
     key(&mut s, 0, 8042, 23200, 2); // "2"

@@ -6,7 +6,9 @@
 //! `hangup` only after that.
 
 use super::{CallEvent, Shared, SipCommand};
-use crate::media::{self, Law, MediaConfig, MediaEvent, MediaSession, PlayItem, RecorderConfig, StopReason};
+use crate::media::{
+    self, Law, MediaConfig, MediaEvent, MediaSession, PlayItem, RecorderConfig, StopReason,
+};
 use crate::routing::{self, CallTarget};
 use crate::sip::{self, CallHandle, IncomingCall, TransferOutcome};
 use crate::store::{Folder, NewMessage, RecordingFile, Store};
@@ -20,7 +22,11 @@ use tokio::sync::mpsc;
 use vflow_compiler::exec::{CallInfo, Effect, Outcome, PromptItem, State};
 use vflow_compiler::ir::SayMode;
 
-pub async fn run(shared: Arc<Shared>, inc: IncomingCall, mut events: mpsc::UnboundedReceiver<CallEvent>) {
+pub async fn run(
+    shared: Arc<Shared>,
+    inc: IncomingCall,
+    mut events: mpsc::UnboundedReceiver<CallEvent>,
+) {
     let call = inc.call;
     let span = tracing::info_span!("call", id = %inc.call_id);
     let _enter = span.enter();
@@ -30,15 +36,24 @@ pub async fn run(shared: Arc<Shared>, inc: IncomingCall, mut events: mpsc::Unbou
         request_user: inc.request_uri_user.clone().unwrap_or_default(),
         to_user: inc.to_user.clone().unwrap_or_default(),
         from_user: inc.from_user.clone().unwrap_or_default(),
-        diverted_from: inc.diversion_user.clone().or_else(|| inc.history_info_user.clone()),
+        diverted_from: inc
+            .diversion_user
+            .clone()
+            .or_else(|| inc.history_info_user.clone()),
     };
-    let route = routing::route(&shared.config.routing, &target, |k, n| shared.flows.has_entry(k, n));
+    let route = routing::route(&shared.config.routing, &target, |k, n| {
+        shared.flows.has_entry(k, n)
+    });
     let info = CallInfo {
         cli: target.from_user.clone(),
         ddi: target.request_user.clone(),
         caller_name: inc.from_display.clone().unwrap_or_default(),
         call_id: inc.call_id.clone(),
-        reason: if target.diverted_from.is_some() { "no_answer".into() } else { "direct".into() },
+        reason: if target.diverted_from.is_some() {
+            "no_answer".into()
+        } else {
+            "direct".into()
+        },
     };
     let reason = info.reason.clone();
     let state = super::flows::start_call(&shared.flows, route.kind, &route.name, info);
@@ -48,7 +63,9 @@ pub async fn run(shared: Arc<Shared>, inc: IncomingCall, mut events: mpsc::Unbou
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "no RTP port for a call; answering 503");
-            let _ = shared.commands.send(SipCommand::Reject { call, status: 503 });
+            let _ = shared
+                .commands
+                .send(SipCommand::Reject { call, status: 503 });
             return;
         }
     };
@@ -56,7 +73,10 @@ pub async fn run(shared: Arc<Shared>, inc: IncomingCall, mut events: mpsc::Unbou
         Ok(a) => SocketAddr::new(shared.config.sip.public_address.unwrap_or(a.ip()), a.port()),
         Err(_) => return,
     };
-    let _ = shared.commands.send(SipCommand::Answer { call, rtp: local_rtp });
+    let _ = shared.commands.send(SipCommand::Answer {
+        call,
+        rtp: local_rtp,
+    });
     // Wait for the ACK (the endpoint ends the call itself after 64·T1), or
     // for the server's hard stop.
     let mut hard = shared.hard_stop.clone();
@@ -84,7 +104,13 @@ pub async fn run(shared: Arc<Shared>, inc: IncomingCall, mut events: mpsc::Unbou
         sip::sdp::G711::Pcma => Law::Alaw,
     };
     let seed = super::seed();
-    let mut mcfg = MediaConfig::new(law, inc.offer.telephone_event_pt, seed as u32, (seed >> 32) as u16, (seed >> 16) as u32);
+    let mut mcfg = MediaConfig::new(
+        law,
+        inc.offer.telephone_event_pt,
+        seed as u32,
+        (seed >> 32) as u16,
+        (seed >> 16) as u32,
+    );
     mcfg.rtp_timeout = Some(shared.config.rtp.timeout);
     let now = Instant::now();
     let mut io = CallIo {
@@ -179,18 +205,27 @@ struct CallIo {
 
 impl CallIo {
     async fn run_flow(&mut self, mut state: State) {
-        let mut host = super::flows::CallHost { tz: self.shared.tz.clone(), vars: self.shared.vars.clone() };
+        let mut host = super::flows::CallHost {
+            tz: self.shared.tz.clone(),
+            vars: self.shared.vars.clone(),
+        };
         let flows = self.shared.flows.clone();
         let mut outcome = Outcome::Start;
         loop {
             let effect = flows.resume(&mut state, outcome, &mut host);
             let node = state.last_node.map(|(u, n)| {
                 let unit = &flows.program.units[u as usize];
-                format!("{}.{}", unit.name, unit.nodes.get(n as usize).map_or("?", |x| x.name.as_str()))
+                format!(
+                    "{}.{}",
+                    unit.name,
+                    unit.nodes.get(n as usize).map_or("?", |x| x.name.as_str())
+                )
             });
             let shown = match &effect {
                 // PINs are never logged.
-                Effect::VerifyPin { mailbox, .. } | Effect::SetPin { mailbox, .. } => format!("{} mailbox={mailbox} (PIN not logged)", effect.name()),
+                Effect::VerifyPin { mailbox, .. } | Effect::SetPin { mailbox, .. } => {
+                    format!("{} mailbox={mailbox} (PIN not logged)", effect.name())
+                }
                 _ => effect.to_text(),
             };
             tracing::info!(call_id = %self.call_id, node = node.as_deref().unwrap_or("-"), effect = %shown, "effect");
@@ -199,7 +234,11 @@ impl CallIo {
                     self.play_prompts(prompts, false).await;
                     return;
                 }
-                Effect::Fault { message, file, line } => {
+                Effect::Fault {
+                    message,
+                    file,
+                    line,
+                } => {
                     tracing::error!(call_id = %self.call_id, %file, line, %message, "flow fault; ending the call");
                     return;
                 }
@@ -217,29 +256,78 @@ impl CallIo {
 
     async fn perform(&mut self, effect: &Effect, node: &str) -> Outcome {
         match effect {
-            Effect::Play { prompts, barge_in } => match self.play_prompts(prompts, *barge_in).await {
+            Effect::Play { prompts, barge_in } => match self.play_prompts(prompts, *barge_in).await
+            {
                 Heard::Done(true) => Outcome::Ok,
                 Heard::Done(false) => Outcome::Fail,
                 Heard::Key(k) => Outcome::Keys(k.to_string()),
                 Heard::HungUp => Outcome::Hangup,
             },
-            Effect::Menu { prompts, keys, timeout_ms, interdigit_ms, .. } => {
-                self.collect_menu(prompts, keys, *timeout_ms, *interdigit_ms).await
+            Effect::Menu {
+                prompts,
+                keys,
+                timeout_ms,
+                interdigit_ms,
+                ..
+            } => {
+                self.collect_menu(prompts, keys, *timeout_ms, *interdigit_ms)
+                    .await
             }
-            Effect::Input { prompts, max_digits, terminator, timeout_ms } => {
-                self.collect_input(prompts, *max_digits, terminator, *timeout_ms).await
+            Effect::Input {
+                prompts,
+                max_digits,
+                terminator,
+                timeout_ms,
+            } => {
+                self.collect_input(prompts, *max_digits, terminator, *timeout_ms)
+                    .await
             }
-            Effect::LeaveMail { prompts, mailbox, greeting, beep, max_length_ms, review, priority } => {
-                self.leave_mail(prompts, mailbox, *greeting, *beep, *max_length_ms, *review, priority, node).await
+            Effect::LeaveMail {
+                prompts,
+                mailbox,
+                greeting,
+                beep,
+                max_length_ms,
+                review,
+                priority,
+            } => {
+                self.leave_mail(
+                    prompts,
+                    mailbox,
+                    *greeting,
+                    *beep,
+                    *max_length_ms,
+                    *review,
+                    priority,
+                    node,
+                )
+                .await
             }
-            Effect::Record { prompts, recording, max_length_ms, silence_ms, beep } => {
-                self.record(prompts, recording, *max_length_ms, *silence_ms, *beep).await
+            Effect::Record {
+                prompts,
+                recording,
+                max_length_ms,
+                silence_ms,
+                beep,
+            } => {
+                self.record(prompts, recording, *max_length_ms, *silence_ms, *beep)
+                    .await
             }
             Effect::Transfer { prompts, target } => self.transfer(prompts, target, None, "").await,
-            Effect::AssistedTransfer { prompts, target, timeout_ms, music } => {
-                self.transfer(prompts, target, Some(*timeout_ms), music).await
+            Effect::AssistedTransfer {
+                prompts,
+                target,
+                timeout_ms,
+                music,
+            } => {
+                self.transfer(prompts, target, Some(*timeout_ms), music)
+                    .await
             }
-            Effect::Wait { prompts, duration_ms, music } => {
+            Effect::Wait {
+                prompts,
+                duration_ms,
+                music,
+            } => {
                 if let Heard::HungUp = self.play_prompts(prompts, false).await {
                     return Outcome::Hangup;
                 }
@@ -248,21 +336,61 @@ impl CallIo {
             }
             Effect::VerifyPin { mailbox, pin } => self.verify_pin(mailbox, pin).await,
             Effect::MessageCount { mailbox, folder } => self.message_count(mailbox, folder).await,
-            Effect::PlayMessage { prompts, mailbox, folder, index, envelope, barge_in } => {
-                self.play_message(prompts, mailbox, folder, *index, *envelope, *barge_in).await
+            Effect::PlayMessage {
+                prompts,
+                mailbox,
+                folder,
+                index,
+                envelope,
+                barge_in,
+            } => {
+                self.play_message(prompts, mailbox, folder, *index, *envelope, *barge_in)
+                    .await
             }
-            Effect::SaveMessage { prompts, mailbox, folder, index } => {
-                self.move_message(prompts, mailbox, folder, *index, Folder::Saved).await
+            Effect::SaveMessage {
+                prompts,
+                mailbox,
+                folder,
+                index,
+            } => {
+                self.move_message(prompts, mailbox, folder, *index, Folder::Saved)
+                    .await
             }
-            Effect::DeleteMessage { prompts, mailbox, folder, index } => {
-                self.move_message(prompts, mailbox, folder, *index, Folder::Deleted).await
+            Effect::DeleteMessage {
+                prompts,
+                mailbox,
+                folder,
+                index,
+            } => {
+                self.move_message(prompts, mailbox, folder, *index, Folder::Deleted)
+                    .await
             }
-            Effect::RecordGreeting { prompts, mailbox, kind, max_length_ms } => {
-                self.record_greeting(prompts, mailbox, kind, *max_length_ms).await
+            Effect::RecordGreeting {
+                prompts,
+                mailbox,
+                kind,
+                max_length_ms,
+            } => {
+                self.record_greeting(prompts, mailbox, kind, *max_length_ms)
+                    .await
             }
-            Effect::SetGreeting { prompts, mailbox, kind, use_ } => self.set_greeting(prompts, mailbox, kind, use_).await,
-            Effect::SetPin { prompts, mailbox, pin } => self.set_pin(prompts, mailbox, pin).await,
-            Effect::Email { to, subject, body, attach } => self.email(to, subject, body, *attach).await,
+            Effect::SetGreeting {
+                prompts,
+                mailbox,
+                kind,
+                use_,
+            } => self.set_greeting(prompts, mailbox, kind, use_).await,
+            Effect::SetPin {
+                prompts,
+                mailbox,
+                pin,
+            } => self.set_pin(prompts, mailbox, pin).await,
+            Effect::Email {
+                to,
+                subject,
+                body,
+                attach,
+            } => self.email(to, subject, body, *attach).await,
             Effect::Hangup { .. } | Effect::Fault { .. } | Effect::Ended => Outcome::Hangup,
         }
     }
@@ -272,7 +400,9 @@ impl CallIo {
     /// Runs media until something happens or `deadline` passes.
     async fn next(&mut self, deadline: Option<tokio::time::Instant>) -> Io {
         // One timer per wait, not per loop turn.
-        let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400)));
+        let sleep = tokio::time::sleep_until(
+            deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400)),
+        );
         tokio::pin!(sleep);
         loop {
             if self.ended {
@@ -286,7 +416,10 @@ impl CallIo {
                     MediaEvent::MediaTimeout => {
                         tracing::info!(call_id = %self.call_id, "no media: ending the call");
                         self.ended = true;
-                        let _ = self.shared.commands.send(SipCommand::Hangup { call: self.call });
+                        let _ = self
+                            .shared
+                            .commands
+                            .send(SipCommand::Hangup { call: self.call });
                         return Io::HungUp;
                     }
                 }
@@ -333,7 +466,9 @@ impl CallIo {
 
     /// Moves what the recorder committed into the file, about once a second.
     fn stream_recording(&mut self) {
-        let Some(active) = self.recording.as_mut() else { return };
+        let Some(active) = self.recording.as_mut() else {
+            return;
+        };
         let mut buf = Vec::new();
         if self.session.drain_recorded(&mut buf) > 0 {
             if let Err(e) = active.file.append(&buf) {
@@ -347,7 +482,11 @@ impl CallIo {
     /// Queues prompt items; returns false if one could not be resolved.
     fn enqueue(&mut self, prompts: &[PromptItem]) -> bool {
         let mut all = true;
-        let year = Some(jiff::Timestamp::now().to_zoned_datetime(self.shared.tz.clone()).year() as i32);
+        let year = Some(
+            jiff::Timestamp::now()
+                .to_zoned_datetime(self.shared.tz.clone())
+                .year() as i32,
+        );
         for item in prompts {
             let names: Vec<String> = match item {
                 PromptItem::File(f) => vec![f.clone()],
@@ -387,7 +526,10 @@ impl CallIo {
     }
 
     async fn play_names(&mut self, names: &[&str], barge_in: bool) -> Heard {
-        let items: Vec<PromptItem> = names.iter().map(|n| PromptItem::File(n.to_string())).collect();
+        let items: Vec<PromptItem> = names
+            .iter()
+            .map(|n| PromptItem::File(n.to_string()))
+            .collect();
         self.play_prompts(&items, barge_in).await
     }
 
@@ -413,7 +555,9 @@ impl CallIo {
     /// Plays `music` (or silence) in a loop until `until`.
     async fn hold(&mut self, music: &str, until: Instant) -> Outcome {
         let deadline = tokio::time::Instant::from_std(until);
-        let tune = (!music.is_empty()).then(|| self.shared.prompts.get(music)).flatten();
+        let tune = (!music.is_empty())
+            .then(|| self.shared.prompts.get(music))
+            .flatten();
         loop {
             if let Some(t) = &tune {
                 if !self.session.is_playing() {
@@ -433,7 +577,13 @@ impl CallIo {
 
     // ---- keys ------------------------------------------------------------------
 
-    async fn collect_menu(&mut self, prompts: &[PromptItem], keys: &[String], timeout_ms: u64, interdigit_ms: u64) -> Outcome {
+    async fn collect_menu(
+        &mut self,
+        prompts: &[PromptItem],
+        keys: &[String],
+        timeout_ms: u64,
+        interdigit_ms: u64,
+    ) -> Outcome {
         let mut entered = String::new();
         match self.play_prompts(prompts, true).await {
             Heard::Key(k) => entered.push(k),
@@ -458,7 +608,13 @@ impl CallIo {
         Outcome::Keys(entered)
     }
 
-    async fn collect_input(&mut self, prompts: &[PromptItem], max_digits: i64, terminator: &str, timeout_ms: u64) -> Outcome {
+    async fn collect_input(
+        &mut self,
+        prompts: &[PromptItem],
+        max_digits: i64,
+        terminator: &str,
+        timeout_ms: u64,
+    ) -> Outcome {
         let mut digits = String::new();
         let max = max_digits.max(1) as usize;
         let term = terminator.chars().next();
@@ -469,7 +625,8 @@ impl CallIo {
         }
         loop {
             if let Some(last) = digits.chars().last() {
-                if Some(last) == term || digits.chars().filter(|c| Some(*c) != term).count() >= max {
+                if Some(last) == term || digits.chars().filter(|c| Some(*c) != term).count() >= max
+                {
                     return Outcome::Digits(digits);
                 }
             }
@@ -498,7 +655,12 @@ impl CallIo {
     // ---- recording ---------------------------------------------------------------
 
     /// Records until max length, silence, `#` or hang-up. `None`: nothing usable.
-    async fn capture(&mut self, id: &str, max_ms: u64, silence_ms: Option<u32>) -> Option<(RecordingFile, StopReason)> {
+    async fn capture(
+        &mut self,
+        id: &str,
+        max_ms: u64,
+        silence_ms: Option<u32>,
+    ) -> Option<(RecordingFile, StopReason)> {
         let file = match self.shared.store.begin_recording(id) {
             Ok(f) => f,
             Err(e) => {
@@ -560,7 +722,10 @@ impl CallIo {
         }
         // Unknown and full mailboxes fail before anything is played, alike.
         let (cfg, mb) = (self.shared.config.voicemail.clone(), mailbox.to_string());
-        let max_length_ms = match self.with_store(move |s| voicemail::can_take(s, &cfg, &mb)).await {
+        let max_length_ms = match self
+            .with_store(move |s| voicemail::can_take(s, &cfg, &mb))
+            .await
+        {
             Some(Ok(Ok(m))) => max_length_ms.min(m.length_limit_ms(&self.shared.config.voicemail)),
             Some(Ok(Err(why))) => {
                 tracing::info!(call_id = %self.call_id, %mailbox, ?why, "leave_mail: the mailbox takes no message");
@@ -595,7 +760,11 @@ impl CallIo {
             }
             let id = new_id();
             let Some((file, reason)) = self.capture(&id, max_length_ms, Some(5000)).await else {
-                return if self.ended { Outcome::Hangup } else { Outcome::Fail };
+                return if self.ended {
+                    Outcome::Hangup
+                } else {
+                    Outcome::Fail
+                };
             };
             let hung_up = reason == StopReason::Hangup || self.ended;
             let mut choice = '1';
@@ -619,12 +788,21 @@ impl CallIo {
                         flow_node: node.to_string(),
                     };
                     let store = self.shared.store.clone();
-                    let committed = tokio::task::spawn_blocking(move || store.commit_message(file, &meta)).await;
+                    let committed =
+                        tokio::task::spawn_blocking(move || store.commit_message(file, &meta))
+                            .await;
                     return match committed {
                         Ok(Ok(m)) => {
                             tracing::info!(call_id = %self.call_id, %mailbox, message_id = %m.id, ms = m.duration_ms, "message stored");
-                            self.last_recording = Some((format!("messages/{}/{}.wav", m.mailbox, m.id), Some(m.id.clone())));
-                            if self.ended { Outcome::Hangup } else { Outcome::Ok }
+                            self.last_recording = Some((
+                                format!("messages/{}/{}.wav", m.mailbox, m.id),
+                                Some(m.id.clone()),
+                            ));
+                            if self.ended {
+                                Outcome::Hangup
+                            } else {
+                                Outcome::Ok
+                            }
                         }
                         Ok(Err(e)) => {
                             tracing::error!(call_id = %self.call_id, error = %e, "cannot store a message");
@@ -670,7 +848,14 @@ impl CallIo {
         '1'
     }
 
-    async fn record(&mut self, prompts: &[PromptItem], name: &str, max_ms: u64, silence_ms: u64, beep: bool) -> Outcome {
+    async fn record(
+        &mut self,
+        prompts: &[PromptItem],
+        name: &str,
+        max_ms: u64,
+        silence_ms: u64,
+        beep: bool,
+    ) -> Outcome {
         if let Heard::HungUp = self.play_prompts(prompts, false).await {
             return Outcome::Hangup;
         }
@@ -682,11 +867,27 @@ impl CallIo {
                 }
             }
         }
-        let base: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).take(40).collect();
-        let id = format!("{}-{}", sanitize(&self.call_id), if base.is_empty() { "recording".into() } else { base });
+        let base: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+            .take(40)
+            .collect();
+        let id = format!(
+            "{}-{}",
+            sanitize(&self.call_id),
+            if base.is_empty() {
+                "recording".into()
+            } else {
+                base
+            }
+        );
         let silence = (silence_ms > 0).then_some(silence_ms.min(u64::from(u32::MAX)) as u32);
         let Some((file, _)) = self.capture(&new_id(), max_ms, silence).await else {
-            return if self.ended { Outcome::Hangup } else { Outcome::Timeout };
+            return if self.ended {
+                Outcome::Hangup
+            } else {
+                Outcome::Timeout
+            };
         };
         let ms = file.duration_ms();
         let store = self.shared.store.clone();
@@ -695,7 +896,11 @@ impl CallIo {
             Ok(Ok(path)) => {
                 tracing::info!(call_id = %self.call_id, path = %path.display(), ms, "recording stored");
                 self.last_recording = Some((format!("recordings/{id}.wav"), None));
-                if self.ended { Outcome::Hangup } else { Outcome::Recorded { ms } }
+                if self.ended {
+                    Outcome::Hangup
+                } else {
+                    Outcome::Recorded { ms }
+                }
             }
             _ => Outcome::Fail,
         }
@@ -745,7 +950,10 @@ impl CallIo {
     // ---- mailboxes -------------------------------------------------------------
 
     /// Runs store work (SQLite, fsync, argon2) off the async threads; `None` if it panicked.
-    async fn with_store<T: Send + 'static>(&self, f: impl FnOnce(&Store) -> T + Send + 'static) -> Option<T> {
+    async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> Option<T> {
         let store = self.shared.store.clone();
         match tokio::task::spawn_blocking(move || f(&store)).await {
             Ok(v) => Some(v),
@@ -784,23 +992,29 @@ impl CallIo {
     /// (greet-ext, the recorded name or the number, greet-busy or
     /// greet-unavailable, greet-leave). With barge-in.
     async fn greeting(&mut self, mailbox: &str) -> Heard {
-        let kind = if self.reason == "busy" { "busy" } else { "unavailable" };
+        let kind = if self.reason == "busy" {
+            "busy"
+        } else {
+            "unavailable"
+        };
         let mb = mailbox.to_string();
         let found = self
-            .with_store(move |s| -> crate::store::Result<(Option<media::Samples>, Option<media::Samples>)> {
-                let audio = |k: &str| -> crate::store::Result<Option<media::Samples>> {
-                    match s.active_greeting(&mb, k)? {
-                        Some(g) => Ok(Some(s.greeting_audio(&g)?)),
-                        None => Ok(None),
-                    }
-                };
-                let own = match audio("temporary")? {
-                    Some(a) => Some(a),
-                    None => audio(kind)?,
-                };
-                let name = if own.is_none() { audio("name")? } else { None };
-                Ok((own, name))
-            })
+            .with_store(
+                move |s| -> crate::store::Result<(Option<media::Samples>, Option<media::Samples>)> {
+                    let audio = |k: &str| -> crate::store::Result<Option<media::Samples>> {
+                        match s.active_greeting(&mb, k)? {
+                            Some(g) => Ok(Some(s.greeting_audio(&g)?)),
+                            None => Ok(None),
+                        }
+                    };
+                    let own = match audio("temporary")? {
+                        Some(a) => Some(a),
+                        None => audio(kind)?,
+                    };
+                    let name = if own.is_none() { audio("name")? } else { None };
+                    Ok((own, name))
+                },
+            )
             .await;
         let (own, name) = match found {
             Some(Ok(x)) => x,
@@ -818,21 +1032,39 @@ impl CallIo {
         match name {
             Some(n) => self.session.play(PlayItem::Samples(n)),
             None if mailbox.bytes().all(|b| b.is_ascii_digit()) => {
-                self.enqueue(&[PromptItem::Say { say: SayMode::Digits, value: mailbox.to_string() }]);
+                self.enqueue(&[PromptItem::Say {
+                    say: SayMode::Digits,
+                    value: mailbox.to_string(),
+                }]);
             }
             None => {}
         }
-        let reason = if kind == "busy" { "greet-busy.wav" } else { "greet-unavailable.wav" };
-        let rest = [PromptItem::File(reason.into()), PromptItem::File("greet-leave.wav".into())];
+        let reason = if kind == "busy" {
+            "greet-busy.wav"
+        } else {
+            "greet-unavailable.wav"
+        };
+        let rest = [
+            PromptItem::File(reason.into()),
+            PromptItem::File("greet-leave.wav".into()),
+        ];
         self.play_prompts(&rest, true).await
     }
 
     async fn verify_pin(&mut self, mailbox: &str, pin: &str) -> Outcome {
         let cfg = self.shared.config.voicemail.pin.clone();
-        let (mb, p, call_id, caller) = (mailbox.to_string(), pin.to_string(), self.call_id.clone(), self.caller.clone());
+        let (mb, p, call_id, caller) = (
+            mailbox.to_string(),
+            pin.to_string(),
+            self.call_id.clone(),
+            self.caller.clone(),
+        );
         let r = self
             .with_store(move |s| {
-                let who = pin::Attempt { call_id: &call_id, caller: &caller };
+                let who = pin::Attempt {
+                    call_id: &call_id,
+                    caller: &caller,
+                };
                 pin::verify(s, &cfg, &mb, &p, crate::store::now_ms(), &who)
             })
             .await;
@@ -849,7 +1081,9 @@ impl CallIo {
     }
 
     async fn message_count(&mut self, mailbox: &str, folder: &str) -> Outcome {
-        let Some(f) = Folder::parse(folder) else { return Outcome::Fail };
+        let Some(f) = Folder::parse(folder) else {
+            return Outcome::Fail;
+        };
         match self.listing(mailbox).await {
             Some(l) => Outcome::Count(l.count(f) as i64),
             None => Outcome::Fail,
@@ -857,7 +1091,12 @@ impl CallIo {
     }
 
     /// The message at `index` of the call's listing, as the store has it now.
-    async fn listed_message(&mut self, mailbox: &str, folder: &str, index: i64) -> Option<(Folder, crate::store::Message)> {
+    async fn listed_message(
+        &mut self,
+        mailbox: &str,
+        folder: &str,
+        index: i64,
+    ) -> Option<(Folder, crate::store::Message)> {
         let f = Folder::parse(folder)?;
         let id = self.listing(mailbox).await?.get(f, index)?.to_string();
         match self.with_store(move |s| s.message(&id)).await? {
@@ -878,23 +1117,34 @@ impl CallIo {
         }
         if !m.caller.is_empty() && m.caller.bytes().all(|b| b.is_ascii_digit()) {
             v.push(PromptItem::File("env-from.wav".into()));
-            v.push(PromptItem::Say { say: SayMode::Digits, value: m.caller.clone() });
+            v.push(PromptItem::Say {
+                say: SayMode::Digits,
+                value: m.caller.clone(),
+            });
         } else {
             v.push(PromptItem::File("env-unknown.wav".into()));
         }
         if let Ok(ts) = jiff::Timestamp::from_millisecond(m.received_ms) {
             let when = ts.to_zoned_datetime(self.shared.tz.clone());
-            let today = jiff::Timestamp::now().to_zoned_datetime(self.shared.tz.clone()).date();
+            let today = jiff::Timestamp::now()
+                .to_zoned_datetime(self.shared.tz.clone())
+                .date();
             v.push(PromptItem::File("env-received.wav".into()));
             if when.date() == today {
                 v.push(PromptItem::File("env-today.wav".into()));
             } else if today.yesterday().is_ok_and(|y| y == when.date()) {
                 v.push(PromptItem::File("env-yesterday.wav".into()));
             } else {
-                v.push(PromptItem::Say { say: SayMode::Date, value: when.date().to_string() });
+                v.push(PromptItem::Say {
+                    say: SayMode::Date,
+                    value: when.date().to_string(),
+                });
             }
             v.push(PromptItem::File("env-at.wav".into()));
-            v.push(PromptItem::Say { say: SayMode::Time, value: format!("{:02}:{:02}", when.hour(), when.minute()) });
+            v.push(PromptItem::Say {
+                say: SayMode::Time,
+                value: format!("{:02}:{:02}", when.hour(), when.minute()),
+            });
         }
         v
     }
@@ -902,8 +1152,18 @@ impl CallIo {
     /// The node's prompts, the envelope, then the audio; a new message becomes
     /// saved when its audio starts. A message deleted since the listing was
     /// taken (and not being played from `deleted`) is gone: `failure`.
-    async fn play_message(&mut self, prompts: &[PromptItem], mailbox: &str, folder: &str, index: i64, envelope: bool, barge_in: bool) -> Outcome {
-        let Some((f, m)) = self.listed_message(mailbox, folder, index).await else { return Outcome::Fail };
+    async fn play_message(
+        &mut self,
+        prompts: &[PromptItem],
+        mailbox: &str,
+        folder: &str,
+        index: i64,
+        envelope: bool,
+        barge_in: bool,
+    ) -> Outcome {
+        let Some((f, m)) = self.listed_message(mailbox, folder, index).await else {
+            return Outcome::Fail;
+        };
         if m.folder == Folder::Deleted && f != Folder::Deleted {
             return Outcome::Fail;
         }
@@ -927,7 +1187,10 @@ impl CallIo {
         }
         if m.folder == Folder::New {
             let id = m.id.clone();
-            if let Some(Err(e)) = self.with_store(move |s| s.move_message(&id, Folder::Saved)).await {
+            if let Some(Err(e)) = self
+                .with_store(move |s| s.move_message(&id, Folder::Saved))
+                .await
+            {
                 tracing::error!(call_id = %self.call_id, %mailbox, message_id = %m.id, error = %e, "cannot mark a message heard");
             }
         }
@@ -940,11 +1203,20 @@ impl CallIo {
     }
 
     /// `save_message` (also undeletes) and `delete_message` (marks; housekeeping removes).
-    async fn move_message(&mut self, prompts: &[PromptItem], mailbox: &str, folder: &str, index: i64, to: Folder) -> Outcome {
+    async fn move_message(
+        &mut self,
+        prompts: &[PromptItem],
+        mailbox: &str,
+        folder: &str,
+        index: i64,
+        to: Folder,
+    ) -> Outcome {
         if let Heard::HungUp = self.play_prompts(prompts, false).await {
             return Outcome::Hangup;
         }
-        let Some((_, m)) = self.listed_message(mailbox, folder, index).await else { return Outcome::Fail };
+        let Some((_, m)) = self.listed_message(mailbox, folder, index).await else {
+            return Outcome::Fail;
+        };
         let id = m.id.clone();
         match self.with_store(move |s| s.move_message(&id, to)).await {
             Some(Ok(_)) => {
@@ -960,8 +1232,16 @@ impl CallIo {
     }
 
     /// Records a greeting after a beep; it waits, pending, for `set_greeting`.
-    async fn record_greeting(&mut self, prompts: &[PromptItem], mailbox: &str, kind: &str, max_ms: u64) -> Outcome {
-        if !matches!(kind, "unavailable" | "busy" | "name" | "temporary") || self.listing(mailbox).await.is_none() {
+    async fn record_greeting(
+        &mut self,
+        prompts: &[PromptItem],
+        mailbox: &str,
+        kind: &str,
+        max_ms: u64,
+    ) -> Outcome {
+        if !matches!(kind, "unavailable" | "busy" | "name" | "temporary")
+            || self.listing(mailbox).await.is_none()
+        {
             return Outcome::Fail;
         }
         if let Heard::HungUp = self.play_prompts(prompts, false).await {
@@ -974,15 +1254,27 @@ impl CallIo {
             }
         }
         let Some((file, _)) = self.capture(&new_id(), max_ms, Some(3000)).await else {
-            return if self.ended { Outcome::Hangup } else { Outcome::Timeout };
+            return if self.ended {
+                Outcome::Hangup
+            } else {
+                Outcome::Timeout
+            };
         };
         let ms = file.duration_ms();
         let (mb, k) = (mailbox.to_string(), kind.to_string());
-        match self.with_store(move |s| s.commit_greeting(file, &mb, &k)).await {
+        match self
+            .with_store(move |s| s.commit_greeting(file, &mb, &k))
+            .await
+        {
             Some(Ok(id)) => {
                 tracing::info!(call_id = %self.call_id, %mailbox, %kind, ms, "greeting recorded (pending)");
-                self.pending_greetings.insert((mailbox.to_string(), kind.to_string()), id);
-                if self.ended { Outcome::Hangup } else { Outcome::Recorded { ms } }
+                self.pending_greetings
+                    .insert((mailbox.to_string(), kind.to_string()), id);
+                if self.ended {
+                    Outcome::Hangup
+                } else {
+                    Outcome::Recorded { ms }
+                }
             }
             Some(Err(e)) => {
                 tracing::error!(call_id = %self.call_id, %mailbox, error = %e, "cannot store a greeting");
@@ -993,7 +1285,13 @@ impl CallIo {
     }
 
     /// `use "recorded"`: activates the greeting this call recorded; `"default"`: the system greeting.
-    async fn set_greeting(&mut self, prompts: &[PromptItem], mailbox: &str, kind: &str, use_: &str) -> Outcome {
+    async fn set_greeting(
+        &mut self,
+        prompts: &[PromptItem],
+        mailbox: &str,
+        kind: &str,
+        use_: &str,
+    ) -> Outcome {
         if let Heard::HungUp = self.play_prompts(prompts, false).await {
             return Outcome::Hangup;
         }
@@ -1010,7 +1308,10 @@ impl CallIo {
             _ => return Outcome::Fail,
         };
         let (mb, k, id2) = (mailbox.to_string(), kind.to_string(), id.clone());
-        match self.with_store(move |s| s.activate_greeting(&mb, &k, id2.as_deref())).await {
+        match self
+            .with_store(move |s| s.activate_greeting(&mb, &k, id2.as_deref()))
+            .await
+        {
             Some(Ok(())) => {
                 self.pending_greetings.remove(&key);
                 tracing::info!(call_id = %self.call_id, %mailbox, %kind, recorded = id.is_some(), "greeting set");
@@ -1029,9 +1330,25 @@ impl CallIo {
             return Outcome::Hangup;
         }
         let cfg = self.shared.config.voicemail.pin.clone();
-        let (mb, p, call_id, caller) = (mailbox.to_string(), new_pin.to_string(), self.call_id.clone(), self.caller.clone());
+        let (mb, p, call_id, caller) = (
+            mailbox.to_string(),
+            new_pin.to_string(),
+            self.call_id.clone(),
+            self.caller.clone(),
+        );
         let r = self
-            .with_store(move |s| pin::set_pin(s, &cfg, &mb, &p, &pin::Attempt { call_id: &call_id, caller: &caller }))
+            .with_store(move |s| {
+                pin::set_pin(
+                    s,
+                    &cfg,
+                    &mb,
+                    &p,
+                    &pin::Attempt {
+                        call_id: &call_id,
+                        caller: &caller,
+                    },
+                )
+            })
             .await;
         match r {
             Some(Ok(pin::SetPin::Changed)) => Outcome::Ok,
@@ -1046,17 +1363,37 @@ impl CallIo {
 
     // ---- transfer ----------------------------------------------------------------
 
-    async fn transfer(&mut self, prompts: &[PromptItem], target: &str, timeout_ms: Option<u64>, music: &str) -> Outcome {
+    async fn transfer(
+        &mut self,
+        prompts: &[PromptItem],
+        target: &str,
+        timeout_ms: Option<u64>,
+        music: &str,
+    ) -> Outcome {
         if let Heard::HungUp = self.play_prompts(prompts, false).await {
             return Outcome::Hangup;
         }
-        if target.is_empty() || !target.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | '+')) {
+        if target.is_empty()
+            || !target
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | '+'))
+        {
             return Outcome::Fail;
         }
-        let host = self.shared.config.sip.public_address.unwrap_or(self.shared.config.sip.listen.ip());
-        let _ = self.shared.commands.send(SipCommand::Refer { call: self.call, target: format!("sip:{target}@{host}") });
+        let host = self
+            .shared
+            .config
+            .sip
+            .public_address
+            .unwrap_or(self.shared.config.sip.listen.ip());
+        let _ = self.shared.commands.send(SipCommand::Refer {
+            call: self.call,
+            target: format!("sip:{target}@{host}"),
+        });
         let deadline = timeout_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
-        let tune = (!music.is_empty()).then(|| self.shared.prompts.get(music)).flatten();
+        let tune = (!music.is_empty())
+            .then(|| self.shared.prompts.get(music))
+            .flatten();
         loop {
             if let Some(t) = &tune {
                 if !self.session.is_playing() {
@@ -1092,11 +1429,16 @@ enum Heard {
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).take(40).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .take(40)
+        .collect()
 }
 
 /// A unique, sortable id: time in microseconds and randomness.
 fn new_id() -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
     format!("{t:x}-{:08x}", super::seed() as u32)
 }

@@ -26,10 +26,12 @@ impl FlowSet {
         let program = Arc::new(program);
         let engine = match kind {
             EngineKind::Interp => FlowEngine::Interp,
-            EngineKind::Jit => match jit::load(&program, EngineKind::Jit).map_err(|e| e.to_string())? {
-                jit::Loaded::Jit(c) => FlowEngine::Jit(c),
-                jit::Loaded::Interp(_) => FlowEngine::Interp,
-            },
+            EngineKind::Jit => {
+                match jit::load(&program, EngineKind::Jit).map_err(|e| e.to_string())? {
+                    jit::Loaded::Jit(c) => FlowEngine::Jit(c),
+                    jit::Loaded::Interp(_) => FlowEngine::Interp,
+                }
+            }
         };
         Ok(FlowSet { program, engine })
     }
@@ -71,10 +73,15 @@ impl UserVars {
         let to_io = |e: crate::store::StoreError| std::io::Error::other(e.to_string());
         match std::fs::read(legacy) {
             Ok(bytes) => {
-                let old: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", legacy.display()))
-                })?;
-                let have: BTreeMap<String, String> = store.user_vars().map_err(to_io)?.into_iter().collect();
+                let old: BTreeMap<String, String> =
+                    serde_json::from_slice(&bytes).map_err(|e| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("{}: {e}", legacy.display()),
+                        )
+                    })?;
+                let have: BTreeMap<String, String> =
+                    store.user_vars().map_err(to_io)?.into_iter().collect();
                 for (k, v) in old.iter().filter(|(k, _)| !have.contains_key(*k)) {
                     store.set_user_var(k, v).map_err(to_io)?;
                 }
@@ -85,15 +92,26 @@ impl UserVars {
             Err(e) => return Err(e),
         }
         let vars = store.user_vars().map_err(to_io)?.into_iter().collect();
-        Ok(UserVars { store, vars: Mutex::new(vars) })
+        Ok(UserVars {
+            store,
+            vars: Mutex::new(vars),
+        })
     }
 
     pub fn get(&self, name: &str) -> String {
-        self.vars.lock().expect("user vars lock is never poisoned: no panics while held").get(name).cloned().unwrap_or_default()
+        self.vars
+            .lock()
+            .expect("user vars lock is never poisoned: no panics while held")
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn set(&self, name: &str, value: String) {
-        let mut v = self.vars.lock().expect("user vars lock is never poisoned: no panics while held");
+        let mut v = self
+            .vars
+            .lock()
+            .expect("user vars lock is never poisoned: no panics while held");
         if v.get(name) == Some(&value) {
             return;
         }

@@ -48,7 +48,9 @@ pub enum SipCommand {
 pub enum CallEvent {
     Confirmed,
     /// The call is over on the SIP side (BYE, CANCEL, ACK timeout).
-    Ended { by_remote: bool },
+    Ended {
+        by_remote: bool,
+    },
     MediaUpdated(sip::sdp::MediaOffer),
     Transfer(sip::TransferOutcome),
 }
@@ -90,7 +92,10 @@ impl Shared {
                 return Ok(s);
             }
         }
-        Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "every RTP port of the range is in use"))
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "every RTP port of the range is in use",
+        ))
     }
 }
 
@@ -104,11 +109,26 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let listen = config.sip.listen;
-    let udp = if config.sip.udp { Some(Arc::new(UdpSocket::bind(listen).await?)) } else { None };
-    let tcp = if config.sip.tcp { Some(TcpListener::bind(listen).await?) } else { None };
-    let local = udp.as_ref().map(|u| u.local_addr()).or_else(|| tcp.as_ref().map(|t| t.local_addr())).transpose()?;
+    let udp = if config.sip.udp {
+        Some(Arc::new(UdpSocket::bind(listen).await?))
+    } else {
+        None
+    };
+    let tcp = if config.sip.tcp {
+        Some(TcpListener::bind(listen).await?)
+    } else {
+        None
+    };
+    let local = udp
+        .as_ref()
+        .map(|u| u.local_addr())
+        .or_else(|| tcp.as_ref().map(|t| t.local_addr()))
+        .transpose()?;
     let local = local.expect("at least one transport is on (checked by the config)");
-    let advertised = SocketAddr::new(config.sip.public_address.unwrap_or(local.ip()), local.port());
+    let advertised = SocketAddr::new(
+        config.sip.public_address.unwrap_or(local.ip()),
+        local.port(),
+    );
 
     let mut sip_cfg = sip::Config::new(advertised);
     sip_cfg.trusted = config.sip.trusted_peers.clone();
@@ -135,7 +155,10 @@ pub async fn run(
         if let Ok(Ok(p)) = pending.as_ref().map(|r| r.as_ref().map(Vec::len))
             && p > 0
         {
-            tracing::warn!(pending = p, "emails are waiting in the queue but `email.relay` is not set; they stay queued");
+            tracing::warn!(
+                pending = p,
+                "emails are waiting in the queue but `email.relay` is not set; they stay queued"
+            );
         }
         None
     } else {
@@ -170,7 +193,13 @@ pub async fn run(
         std::net::IpAddr::V6(v6) => format!("[{v6}]"),
         ip => ip.to_string(),
     };
-    let mwi_task = tokio::spawn(mwi::run(shared.store.clone(), config.mwi.clone(), host, mwi_in_rx, mwi_out_tx));
+    let mwi_task = tokio::spawn(mwi::run(
+        shared.store.clone(),
+        config.mwi.clone(),
+        host,
+        mwi_in_rx,
+        mwi_out_tx,
+    ));
     let mail_task = mailer.map(|(relay, ctx)| {
         tracing::info!(relay = %config.email.relay, port = config.email.port, security = ?config.email.security, "email: sending through the relay");
         tokio::spawn(mail::run(shared.store.clone(), config.email.clone(), ctx, relay, mail_wake))
@@ -196,14 +225,20 @@ pub async fn run(
             };
         }
     }
-    tracing::info!(calls = shared.active_calls.load(Ordering::Relaxed), "shutting down: no new calls, waiting for calls in progress");
+    tracing::info!(
+        calls = shared.active_calls.load(Ordering::Relaxed),
+        "shutting down: no new calls, waiting for calls in progress"
+    );
     let _ = stop_tx.send(true);
     let deadline = Instant::now() + config.shutdown.grace;
     while shared.active_calls.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if shared.active_calls.load(Ordering::Relaxed) > 0 {
-        tracing::warn!(calls = shared.active_calls.load(Ordering::Relaxed), "grace period over: hanging up the remaining calls");
+        tracing::warn!(
+            calls = shared.active_calls.load(Ordering::Relaxed),
+            "grace period over: hanging up the remaining calls"
+        );
         let _ = hard_tx.send(true);
         let until = Instant::now() + Duration::from_secs(5);
         while shared.active_calls.load(Ordering::Relaxed) > 0 && Instant::now() < until {
@@ -231,9 +266,19 @@ async fn housekeeping(shared: Arc<Shared>) {
         every.tick().await;
         let (store, cfg) = (shared.store.clone(), shared.config.voicemail.clone());
         let now = crate::store::now_ms();
-        match tokio::task::spawn_blocking(move || crate::voicemail::housekeeping::run(&store, &cfg, now)).await {
+        match tokio::task::spawn_blocking(move || {
+            crate::voicemail::housekeeping::run(&store, &cfg, now)
+        })
+        .await
+        {
             Ok(Ok(r)) if r.total() > 0 => {
-                tracing::info!(new = r.new, saved = r.saved, deleted = r.deleted, greetings = r.pending_greetings, "housekeeping done")
+                tracing::info!(
+                    new = r.new,
+                    saved = r.saved,
+                    deleted = r.deleted,
+                    greetings = r.pending_greetings,
+                    "housekeeping done"
+                )
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "housekeeping failed"),
@@ -245,14 +290,24 @@ async fn housekeeping(shared: Arc<Shared>) {
 fn seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.write_u32(std::process::id());
     h.finish()
 }
 
 enum TcpInput {
-    Message { conn: ConnId, from: SocketAddr, bytes: Vec<u8> },
-    Closed { conn: ConnId },
+    Message {
+        conn: ConnId,
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        conn: ConnId,
+    },
 }
 
 struct SipDriver {
@@ -276,7 +331,10 @@ impl SipDriver {
         let (tcp_tx, mut tcp_rx) = mpsc::unbounded_channel::<TcpInput>();
         let mut buf = vec![0u8; 65_536];
         loop {
-            let timeout = self.endpoint.poll_timeout().map(tokio::time::Instant::from_std);
+            let timeout = self
+                .endpoint
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
             let udp = self.udp.clone();
             tokio::select! {
                 r = async { match &udp { Some(u) => u.recv_from(&mut buf).await, None => std::future::pending().await } } => {
@@ -346,13 +404,25 @@ impl SipDriver {
                     body: body.into_bytes(),
                 };
                 self.endpoint
-                    .send_notify(now, sip::NotifyTarget::OutOfDialog { to, transport: Transport::Udp, uri }, &notify)
+                    .send_notify(
+                        now,
+                        sip::NotifyTarget::OutOfDialog {
+                            to,
+                            transport: Transport::Udp,
+                            uri,
+                        },
+                        &notify,
+                    )
                     .map(|_| ())
             }
-            mwi::Output::Subscription { sub, body } => {
-                self.endpoint.notify_subscription(now, sub, mwi::CONTENT_TYPE, body.as_bytes()).map(|_| ())
-            }
-            mwi::Output::Terminate { sub, reason } => self.endpoint.terminate_subscription(now, sub, reason).map(|_| ()),
+            mwi::Output::Subscription { sub, body } => self
+                .endpoint
+                .notify_subscription(now, sub, mwi::CONTENT_TYPE, body.as_bytes())
+                .map(|_| ()),
+            mwi::Output::Terminate { sub, reason } => self
+                .endpoint
+                .terminate_subscription(now, sub, reason)
+                .map(|_| ()),
         };
         if let Err(e) = r {
             // A subscription that ended meanwhile.
@@ -406,22 +476,41 @@ impl SipDriver {
                 self.send_call(call, CallEvent::Ended { by_remote: true });
                 self.calls.remove(&call);
             }
-            Event::CallEnded { call, by_remote, .. } => {
+            Event::CallEnded {
+                call, by_remote, ..
+            } => {
                 self.send_call(call, CallEvent::Ended { by_remote });
                 self.calls.remove(&call);
             }
-            Event::MediaUpdated { call, offer } => self.send_call(call, CallEvent::MediaUpdated(offer)),
-            Event::TransferResult { call, outcome } => self.send_call(call, CallEvent::Transfer(outcome)),
+            Event::MediaUpdated { call, offer } => {
+                self.send_call(call, CallEvent::MediaUpdated(offer))
+            }
+            Event::TransferResult { call, outcome } => {
+                self.send_call(call, CallEvent::Transfer(outcome))
+            }
             Event::TransferProgress { .. } | Event::Info { .. } | Event::Notify { .. } => {}
-            Event::Subscription { sub, package, user, change, .. } => {
+            Event::Subscription {
+                sub,
+                package,
+                user,
+                change,
+                ..
+            } => {
                 if package == mwi::PACKAGE {
-                    let _ = self.mwi_in.send(mwi::Input::Subscription { sub, user, change });
+                    let _ = self
+                        .mwi_in
+                        .send(mwi::Input::Subscription { sub, user, change });
                 }
             }
             Event::SubscriptionEnded { sub } => {
                 let _ = self.mwi_in.send(mwi::Input::Ended { sub });
             }
-            Event::RequestFailed { call, method, status, .. } => {
+            Event::RequestFailed {
+                call,
+                method,
+                status,
+                ..
+            } => {
                 tracing::debug!(call = ?call.map(|c| c.0), ?method, ?status, "request failed");
             }
         }
@@ -456,7 +545,10 @@ async fn tcp_connection(
         loop {
             match framer.next_frame() {
                 Ok(Some(sip::framing::Frame::Message(bytes))) => {
-                    if to_driver.send(TcpInput::Message { conn, from, bytes }).is_err() {
+                    if to_driver
+                        .send(TcpInput::Message { conn, from, bytes })
+                        .is_err()
+                    {
                         break 'read;
                     }
                 }

@@ -250,7 +250,11 @@ impl NameAddr {
             let after = rest[end + 1..].trim_start();
             let inner = after.strip_prefix('<')?;
             let close = inner.find('>')?;
-            (Some(display), checked_addr(&inner[..close])?, &inner[close + 1..])
+            (
+                Some(display),
+                checked_addr(&inner[..close])?,
+                &inner[close + 1..],
+            )
         } else if let Some(open) = s.find('<') {
             let display = s[..open].trim();
             if !display
@@ -269,7 +273,11 @@ impl NameAddr {
             (None, &s[..split], &s[split..])
         };
         let params = parse_params_strict(params)?;
-        Some(NameAddr { display, uri: Uri::parse(uri)?, params })
+        Some(NameAddr {
+            display,
+            uri: Uri::parse(uri)?,
+            params,
+        })
     }
 
     pub fn tag(&self) -> Option<&str> {

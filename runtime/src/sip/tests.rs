@@ -1287,7 +1287,10 @@ fn subscribe_errors_other_packages_brief_intervals_and_failed_notifies() {
     let ev = p.events();
     assert!(ev.contains(&Event::SubscriptionEnded { sub }), "{ev:?}");
     let retransmitted = p.requests();
-    assert!(retransmitted.len() > 3, "the NOTIFY was retransmitted over UDP");
+    assert!(
+        retransmitted.len() > 3,
+        "the NOTIFY was retransmitted over UDP"
+    );
 
     // An unknown mailbox: the application terminates with noresource.
     let (sub, _) = subscribed(&mut p, "e8", "");
