@@ -834,12 +834,12 @@ fn leave_a_message() {
     server.stop(Duration::from_secs(10));
 }
 
-/// The owner collects: a message is left, then `vmcollect-201` enters the PIN
-/// with RFC 4733 keys, listens (1) and deletes (7) the message. The store then
-/// holds it in the deleted folder.
+/// The owner collects: two messages are left, then `vmcollect-201` enters the
+/// PIN with RFC 4733 keys, listens (1), saves the first (9) and deletes the
+/// second (7). The store then holds one saved and one deleted message.
 #[test]
-fn collect_with_a_pin_and_delete_the_message() {
-    if !have_sipp("collect_with_a_pin_and_delete_the_message") {
+fn collect_with_a_pin_save_and_delete() {
+    if !have_sipp("collect_with_a_pin_save_and_delete") {
         return;
     }
     let mut server = Server::start(
@@ -849,36 +849,98 @@ fn collect_with_a_pin_and_delete_the_message() {
             ..Setup::default()
         },
     );
-    let run = Sipp::run(&server, "leave", "leave_message.xml", "vm-201", &[], 40);
-    assert!(run.ok(), "{}", run.report(&server));
+    for i in 0..2 {
+        let run = Sipp::run(
+            &server,
+            &format!("leave{i}"),
+            "leave_message.xml",
+            "vm-201",
+            &[],
+            40,
+        );
+        assert!(run.ok(), "{}", run.report(&server));
+    }
+    // The message is committed just after the caller's BYE is answered.
+    let until = Instant::now() + Duration::from_secs(5);
+    while messages(&server, "201").1.len() < 2 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(
-        server.wait_log("message stored", Duration::from_secs(5)),
-        "{}",
+        messages(&server, "201").1.len() == 2,
+        "two messages stored\n{}",
         server.log()
     );
     let run = Sipp::run(
         &server,
         "collect",
-        "collect_delete.xml",
+        "collect_save_delete.xml",
         "vmcollect-201",
         &[],
         60,
     );
     assert!(run.ok(), "{}", run.report(&server));
     let (_, rows) = messages(&server, "201");
-    assert_eq!(rows.len(), 1, "{rows:?}\n{}", server.log());
-    assert_eq!(
-        rows[0].folder,
-        vflow_runtime::store::Folder::Deleted,
-        "{:?}\n{}",
-        rows[0],
+    let folders: Vec<_> = rows.iter().map(|r| r.folder).collect();
+    use vflow_runtime::store::Folder;
+    assert_eq!(rows.len(), 2, "{rows:?}\n{}", server.log());
+    assert!(
+        folders.contains(&Folder::Saved) && folders.contains(&Folder::Deleted),
+        "one saved and one deleted: {folders:?}\n{}",
         server.log()
     );
     let log = server.log();
-    assert!(log.contains("verify_pin"), "the PIN was checked\n{log}");
+    assert!(log.contains("PIN accepted"), "the PIN was checked\n{log}");
     assert!(
         !log.contains("2580"),
         "the PIN never appears in the log\n{log}"
+    );
+    server.stop(Duration::from_secs(10));
+}
+
+/// Wrong PINs over separate calls lock the mailbox: with two attempts
+/// allowed, two calls with a wrong PIN lock it, and a third call with the
+/// right PIN is refused as locked.
+#[test]
+fn lockout_after_bad_pins_over_separate_calls() {
+    if !have_sipp("lockout_after_bad_pins_over_separate_calls") {
+        return;
+    }
+    let mut server = Server::start(
+        "lockout",
+        Setup {
+            mailboxes: "[{id: \"201\", pin: \"2580\"}]\n  pin:\n    lockout_attempts: 2\n    lockout_for: 10m",
+            ..Setup::default()
+        },
+    );
+    for i in 0..2 {
+        let run = Sipp::run(
+            &server,
+            &format!("wrong{i}"),
+            "collect_wrong_pin.xml",
+            "vmcollect-201",
+            &[],
+            40,
+        );
+        assert!(run.ok(), "{}", run.report(&server));
+    }
+    assert!(
+        server.wait_log("mailbox_locked", Duration::from_secs(5)),
+        "the second wrong PIN locks the mailbox\n{}",
+        server.log()
+    );
+    let run = Sipp::run(
+        &server,
+        "right",
+        "collect_wrong_pin.xml",
+        "vmcollect-201",
+        &[],
+        40,
+    );
+    assert!(run.ok(), "{}", run.report(&server));
+    assert!(
+        server.wait_log("pin_refused_locked", Duration::from_secs(5)),
+        "a locked mailbox refuses every PIN\n{}",
+        server.log()
     );
     server.stop(Duration::from_secs(10));
 }
