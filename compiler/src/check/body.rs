@@ -203,7 +203,7 @@ pub(super) fn check_start_points(program: &Program, out: &mut Vec<Diagnostic>) {
                     let (kind, name_text) = split_start(kind.as_ref(), &name.value);
                     let found = starts
                         .keys()
-                        .any(|(k, p)| *k == kind && (*p == name_text || *p == "*"));
+                        .any(|(k, p)| *k == kind && crate::ir::pattern_score(p, name_text).is_some());
                     if !found && actions::START_KINDS.contains(&kind) {
                         out.push(
                             Diagnostic::new(Code::UnknownNode, f.id, *span, format!("no flow has start point `{kind} \"{name_text}\"`"))
@@ -734,13 +734,14 @@ impl<'a> BodyCx<'a> {
                     } else {
                         // Within the same flow, goto_start continues at that start point's node.
                         let n = split_start(kind.as_ref(), &name.value).1;
+                        // The same matching as the runtime's (exact, then literal, `x`, `*`).
                         let best = self
                             .starts
                             .iter()
-                            .filter(|s| {
-                                s.kind.text == k && (s.pattern.value == n || s.pattern.value == "*")
-                            })
-                            .min_by_key(|s| s.pattern.value == "*");
+                            .filter(|s| s.kind.text == k)
+                            .filter_map(|s| crate::ir::pattern_score(&s.pattern.value, n).map(|sc| (sc, s)))
+                            .max_by_key(|(sc, _)| *sc)
+                            .map(|(_, s)| s);
                         if let Some(&i) = best.and_then(|s| index.get(s.target.text.as_str())) {
                             info.edges.push(graph::Edge::Node(i));
                         }

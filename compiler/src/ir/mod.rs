@@ -696,7 +696,7 @@ impl Program {
 /// How well a start pattern matches a name: `None` no match; exact matches
 /// score highest, then longer literal prefixes before a `*`, then `x` digit
 /// wildcards count less than literal characters.
-fn pattern_score(pattern: &str, name: &str) -> Option<usize> {
+pub fn pattern_score(pattern: &str, name: &str) -> Option<usize> {
     if pattern == name {
         return Some(usize::MAX);
     }
