@@ -201,9 +201,9 @@ pub(super) fn check_start_points(program: &Program, out: &mut Vec<Diagnostic>) {
                         continue;
                     };
                     let (kind, name_text) = split_start(kind.as_ref(), &name.value);
-                    let found = starts
-                        .keys()
-                        .any(|(k, p)| *k == kind && crate::ir::pattern_score(p, name_text).is_some());
+                    let found = starts.keys().any(|(k, p)| {
+                        *k == kind && crate::ir::pattern_score(p, name_text).is_some()
+                    });
                     if !found && actions::START_KINDS.contains(&kind) {
                         out.push(
                             Diagnostic::new(Code::UnknownNode, f.id, *span, format!("no flow has start point `{kind} \"{name_text}\"`"))
@@ -739,7 +739,9 @@ impl<'a> BodyCx<'a> {
                             .starts
                             .iter()
                             .filter(|s| s.kind.text == k)
-                            .filter_map(|s| crate::ir::pattern_score(&s.pattern.value, n).map(|sc| (sc, s)))
+                            .filter_map(|s| {
+                                crate::ir::pattern_score(&s.pattern.value, n).map(|sc| (sc, s))
+                            })
                             .max_by_key(|(sc, _)| *sc)
                             .map(|(_, s)| s);
                         if let Some(&i) = best.and_then(|s| index.get(s.target.text.as_str())) {
