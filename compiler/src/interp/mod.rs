@@ -568,22 +568,34 @@ impl<'p> Interpreter<'p> {
             step = match step {
                 Step::At => self.exec(state, host, &mut fuel),
                 Step::Edge(e) => self.follow(state, e, &mut fuel),
-                Step::Wait(e) => {
-                    state.status = Status::Waiting;
-                    state.pending = Some(e.clone());
-                    return e;
-                }
-                Step::WaitThen(e, edge) => {
-                    state.status = Status::AfterPrompt(edge);
-                    state.pending = Some(e.clone());
-                    return e;
-                }
-                Step::End(e) => {
-                    state.status = Status::Done(e.clone());
-                    state.pending = None;
-                    return e;
-                }
+                parked => return park(state, parked),
             }
+        }
+    }
+}
+
+/// Records in `state` what the call now waits for (or that it is over) and
+/// returns the effect to hand out. Shared by both engines' run loops; `At` and
+/// `Edge` are theirs to execute.
+pub(crate) fn park(state: &mut State, step: Step) -> Effect {
+    match step {
+        Step::Wait(e) => {
+            state.status = Status::Waiting;
+            state.pending = Some(e.clone());
+            e
+        }
+        Step::WaitThen(e, edge) => {
+            state.status = Status::AfterPrompt(edge);
+            state.pending = Some(e.clone());
+            e
+        }
+        Step::End(e) => {
+            state.status = Status::Done(e.clone());
+            state.pending = None;
+            e
+        }
+        Step::At | Step::Edge(_) => {
+            unreachable!("park is only called with a waiting or final step")
         }
     }
 }

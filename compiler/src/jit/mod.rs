@@ -653,21 +653,7 @@ impl CompiledProgram {
             step = match step {
                 Step::At => self.exec(interp, state, host, &mut fuel),
                 Step::Edge(e) => interp.follow(state, e, &mut fuel),
-                Step::Wait(e) => {
-                    state.status = Status::Waiting;
-                    state.pending = Some(e.clone());
-                    return e;
-                }
-                Step::WaitThen(e, edge) => {
-                    state.status = Status::AfterPrompt(edge);
-                    state.pending = Some(e.clone());
-                    return e;
-                }
-                Step::End(e) => {
-                    state.status = Status::Done(e.clone());
-                    state.pending = None;
-                    return e;
-                }
+                parked => return crate::interp::park(state, parked),
             }
         }
     }

@@ -1136,17 +1136,7 @@ impl Endpoint {
         let h = CallHandle(self.next_id);
         self.next_id += 1;
         let local_tag = self.new_tag();
-        let remote_target = req
-            .headers
-            .first(&HeaderName::Contact)
-            .and_then(NameAddr::parse)
-            .map(|c| c.uri.raw)
-            .unwrap_or_else(|| from_h.uri.raw.clone());
-        let route_set = req
-            .headers
-            .get_all(&HeaderName::RecordRoute)
-            .map(str::to_string)
-            .collect();
+        let (remote_target, route_set) = dialog_peer(&req.headers, &from_h);
         let sdp_session = self.rng.next() >> 1;
         if let Some(tx) = self.server_txs.get_mut(&key) {
             tx.call = Some(h);
@@ -1600,17 +1590,7 @@ impl Endpoint {
             let sub = SubscriptionHandle(self.next_id);
             self.next_id += 1;
             let local_tag = self.new_tag();
-            let remote_target = req
-                .headers
-                .first(&HeaderName::Contact)
-                .and_then(NameAddr::parse)
-                .map(|c| c.uri.raw)
-                .unwrap_or_else(|| from_h.uri.raw.clone());
-            let route_set = req
-                .headers
-                .get_all(&HeaderName::RecordRoute)
-                .map(str::to_string)
-                .collect();
+            let (remote_target, route_set) = dialog_peer(&req.headers, &from_h);
             let event = match super::header::param(&params, "id") {
                 Some(id) if !id.is_empty() => format!("{package};id={id}"),
                 _ => package.clone(),
@@ -2665,4 +2645,20 @@ fn strip_origin(sdp: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Where a dialog's in-dialog requests go (RFC 3261 §12.1.1): the remote
+/// target from Contact (else the From URI) and the route set from
+/// Record-Route, as the dialog-creating request gave them.
+fn dialog_peer(headers: &Headers, from: &NameAddr) -> (String, Vec<String>) {
+    let remote_target = headers
+        .first(&HeaderName::Contact)
+        .and_then(NameAddr::parse)
+        .map(|c| c.uri.raw)
+        .unwrap_or_else(|| from.uri.raw.clone());
+    let route_set = headers
+        .get_all(&HeaderName::RecordRoute)
+        .map(str::to_string)
+        .collect();
+    (remote_target, route_set)
 }
