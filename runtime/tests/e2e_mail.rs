@@ -11,52 +11,21 @@
 //!
 //! Every wait is bounded and every child is killed on drop. Without sipp or
 //! aiosmtpd a test prints why and passes, unless `CI` is set. A failing test
-//! keeps its directory; `VFLOW_E2E_KEEP=1` keeps them all. The helpers are
-//! a trimmed copy of runtime/tests/e2e_sipp.rs's.
+//! keeps its directory; `VFLOW_E2E_KEEP=1` keeps them all. The shared helpers are
+//! in runtime/tests/common.
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+
 use std::time::{Duration, Instant};
 
 use mail_parser::MimeHeaders;
 
+mod common;
+use common::*;
+
 // ---- environment -------------------------------------------------------------
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("the repository root exists")
-}
-
-fn scenario(name: &str) -> PathBuf {
-    repo().join("tests/sipp").join(name)
-}
-
-/// A loud skip, or a failure under CI.
-fn skip(test: &str, why: &str) -> bool {
-    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-        panic!("{test}: {why} and CI is set (tools/test.sh installs it)");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED {test}: {why} (tools/test.sh installs it). Set CI=1 to make this a failure. ***\n"
-    );
-    false
-}
-
-fn have_sipp(test: &str) -> bool {
-    let found = Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    found || skip(test, "`sipp` is not installed (Debian package sip-tester)")
-}
 
 /// A Python that can run `aiosmtpd` (the Debian package installs it for
 /// /usr/bin/python3, which a pyenv or venv `python3` may hide).
@@ -72,54 +41,6 @@ fn aiosmtpd_python() -> Option<&'static str> {
 }
 
 // ---- ports -------------------------------------------------------------------
-
-/// Loopback ports for one test: the server's SIP port, sipp's SIP and media
-/// ports, spare ports, and the server's RTP range.
-#[derive(Debug, Clone, Copy)]
-struct Ports {
-    base: u16,
-}
-
-const BLOCK: u16 = 40;
-const FIRST_BLOCK: u16 = 21_000;
-const BLOCKS: u32 = (32_000 - FIRST_BLOCK as u32) / BLOCK as u32;
-
-impl Ports {
-    fn sip(&self) -> u16 {
-        self.base
-    }
-    fn sipp(&self) -> u16 {
-        self.base + 2
-    }
-    fn sipp_media(&self) -> u16 {
-        self.base + 4
-    }
-    fn spare(&self, i: u16) -> u16 {
-        assert!(i < 10);
-        self.base + 10 + i
-    }
-    fn rtp(&self) -> (u16, u16) {
-        (self.base + 20, self.base + BLOCK - 1)
-    }
-
-    fn allocate() -> Ports {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        // Another start than e2e_sipp's, in case both run at once.
-        let start = std::process::id().wrapping_mul(61).wrapping_add(BLOCKS / 2);
-        for _ in 0..BLOCKS {
-            let slot = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % BLOCKS;
-            let base = FIRST_BLOCK + (slot as u16) * BLOCK;
-            let free = (base..base + BLOCK).all(|p| {
-                UdpSocket::bind(("127.0.0.1", p)).is_ok()
-                    && TcpListener::bind(("127.0.0.1", p)).is_ok()
-            });
-            if free {
-                return Ports { base };
-            }
-        }
-        panic!("no free block of {BLOCK} loopback ports between {FIRST_BLOCK} and 32000");
-    }
-}
 
 // ---- children ------------------------------------------------------------------
 
@@ -175,25 +96,6 @@ impl Drop for Proc {
             let _ = c.wait();
         }
     }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                for d in chars.by_ref() {
-                    if ('@'..='~').contains(&d) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 // ---- the server ----------------------------------------------------------------
@@ -465,7 +367,7 @@ fn mwi_notify_caught_by_sipp_and_subscribe() {
     if !have_sipp("mwi_notify_caught_by_sipp_and_subscribe") {
         return;
     }
-    let ports = Ports::allocate();
+    let ports = Ports::allocate(137);
     let uas_port = ports.spare(0);
     let dir = std::env::temp_dir().join(format!("vflow-e2e-mail-{}-mwi-uas", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create a directory");
@@ -636,7 +538,7 @@ fn email_with_the_wav_reaches_aiosmtpd() {
         );
         return;
     };
-    let ports = Ports::allocate();
+    let ports = Ports::allocate(137);
     let smtp_port = ports.spare(2);
     let server = Server::start(
         "email",
@@ -678,7 +580,7 @@ fn a_relay_down_at_first_gets_the_email_later() {
         );
         return;
     };
-    let ports = Ports::allocate();
+    let ports = Ports::allocate(137);
     let smtp_port = ports.spare(3);
     let server = Server::start(
         "relay-down",

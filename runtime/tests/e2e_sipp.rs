@@ -17,106 +17,19 @@
 //! in `tests/flows/`, next to the default flows in `flows/`.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
 
 // ---- environment -------------------------------------------------------------
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("the repository root exists")
-}
-
-fn scenario(name: &str) -> PathBuf {
-    repo().join("tests/sipp").join(name)
-}
-
-/// Whether the sipp tests can run. Without sipp: a loud skip, or a failure under CI.
-fn have_sipp(test: &str) -> bool {
-    let found = Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if found {
-        return true;
-    }
-    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-    if ci {
-        panic!(
-            "{test}: `sipp` is not installed and CI is set; install the Debian package sip-tester (tools/test.sh does)"
-        );
-    }
-    // Straight to the process's stderr: the test harness captures eprintln!.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED {test}: `sipp` is not installed (Debian package sip-tester; tools/test.sh installs it). Set CI=1 to make this a failure. ***\n"
-    );
-    false
-}
-
 // ---- ports -------------------------------------------------------------------
-
-/// A block of loopback ports for one test: the server's SIP port, sipp's SIP
-/// and media ports, spare ports for test sockets, and the server's RTP range.
-#[derive(Debug, Clone, Copy)]
-struct Ports {
-    base: u16,
-}
-
-const BLOCK: u16 = 40;
-const FIRST_BLOCK: u16 = 21_000;
-/// Below Linux's ephemeral range (32768–60999), above vflow's default RTP range.
-const BLOCKS: u32 = (32_000 - FIRST_BLOCK as u32) / BLOCK as u32;
-
-impl Ports {
-    fn sip(&self) -> u16 {
-        self.base
-    }
-    fn sipp(&self) -> u16 {
-        self.base + 2
-    }
-    /// sipp's media port (sipp also binds this + 2).
-    fn sipp_media(&self) -> u16 {
-        self.base + 4
-    }
-    /// Spare ports for sockets of the test itself: `i` in 0..10.
-    fn spare(&self, i: u16) -> u16 {
-        assert!(i < 10);
-        self.base + 10 + i
-    }
-    fn rtp(&self) -> (u16, u16) {
-        (self.base + 20, self.base + BLOCK - 1)
-    }
-    fn server(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.sip()))
-    }
-
-    /// A block whose every port is free now (UDP, and TCP for SIP). Blocks
-    /// start at a place derived from the process id, so parallel test
-    /// processes (and parallel tests) rarely meet.
-    fn allocate() -> Ports {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let start = std::process::id().wrapping_mul(97);
-        for _ in 0..BLOCKS {
-            let slot = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % BLOCKS;
-            let base = FIRST_BLOCK + (slot as u16) * BLOCK;
-            let free = (base..base + BLOCK).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok())
-                && TcpListener::bind(("127.0.0.1", base)).is_ok();
-            if free {
-                return Ports { base };
-            }
-        }
-        panic!("no free block of {BLOCK} loopback ports between {FIRST_BLOCK} and 32000");
-    }
-}
 
 // ---- the server ----------------------------------------------------------------
 
@@ -151,7 +64,7 @@ struct Server {
 
 impl Server {
     fn start(name: &str, setup: Setup) -> Server {
-        let ports = Ports::allocate();
+        let ports = Ports::allocate(0);
         let dir = std::env::temp_dir().join(format!("vflow-e2e-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the test directory");
@@ -319,26 +232,6 @@ impl Drop for Server {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ params final-byte
-            if chars.next() == Some('[') {
-                for d in chars.by_ref() {
-                    if ('@'..='~').contains(&d) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 // ---- sipp ------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+//! Helpers shared by the end-to-end tests (e2e_sipp.rs, e2e_mail.rs): where
+//! the repository is, loud skips, and blocks of free loopback ports.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("the repository root exists")
+}
+
+/// A sipp scenario under tests/sipp/.
+pub fn scenario(name: &str) -> PathBuf {
+    repo().join("tests/sipp").join(name)
+}
+
+/// A loud skip (printed straight to stderr: the harness captures eprintln!),
+/// or a failure when `CI` is set. Always returns false (the test cannot run).
+pub fn skip(test: &str, why: &str) -> bool {
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{test}: {why} and CI is set (tools/test.sh installs it)");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {test}: {why} (tools/test.sh installs it). Set CI=1 to make this a failure. ***\n"
+    );
+    false
+}
+
+/// Whether sipp can run; otherwise a loud skip, or a failure under CI.
+pub fn have_sipp(test: &str) -> bool {
+    let found = Command::new("sipp").arg("-v").output().is_ok();
+    found || skip(test, "`sipp` is not installed (Debian package sip-tester)")
+}
+
+/// A block of loopback ports for one test: the server's SIP port, sipp's SIP
+/// and media ports, spare ports for test sockets, and the server's RTP range.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    base: u16,
+}
+
+const BLOCK: u16 = 40;
+const FIRST_BLOCK: u16 = 21_000;
+/// Below Linux's ephemeral range (32768–60999), above vflow's default RTP range.
+const BLOCKS: u32 = (32_000 - FIRST_BLOCK as u32) / BLOCK as u32;
+
+impl Ports {
+    pub fn sip(&self) -> u16 {
+        self.base
+    }
+    pub fn sipp(&self) -> u16 {
+        self.base + 2
+    }
+    /// sipp's media port (sipp also binds this + 2).
+    pub fn sipp_media(&self) -> u16 {
+        self.base + 4
+    }
+    /// Spare ports for sockets of the test itself: `i` in 0..10.
+    pub fn spare(&self, i: u16) -> u16 {
+        assert!(i < 10);
+        self.base + 10 + i
+    }
+    pub fn rtp(&self) -> (u16, u16) {
+        (self.base + 20, self.base + BLOCK - 1)
+    }
+    pub fn server(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.sip()))
+    }
+
+    /// A block whose every port is free now (UDP and TCP). Blocks start at a
+    /// place derived from the process id and `salt` (one per test binary), so
+    /// parallel tests and test processes rarely meet.
+    pub fn allocate(salt: u32) -> Ports {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let start = std::process::id().wrapping_mul(97).wrapping_add(salt);
+        for _ in 0..BLOCKS {
+            let slot = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % BLOCKS;
+            let base = FIRST_BLOCK + (slot as u16) * BLOCK;
+            let free = (base..base + BLOCK).all(|p| {
+                UdpSocket::bind(("127.0.0.1", p)).is_ok()
+                    && TcpListener::bind(("127.0.0.1", p)).is_ok()
+            });
+            if free {
+                return Ports { base };
+            }
+        }
+        panic!("no free block of {BLOCK} loopback ports between {FIRST_BLOCK} and 32000");
+    }
+}
+
+/// The text without ANSI colour sequences (server logs are matched as text).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ params final-byte
+            if chars.next() == Some('[') {
+                for d in chars.by_ref() {
+                    if ('@'..='~').contains(&d) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
