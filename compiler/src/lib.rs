@@ -4,6 +4,7 @@
 //! I/O: files, the stdlib and prompts come in through [`source::World`].
 
 pub mod actions;
+pub mod bundle;
 pub mod check;
 pub mod diag;
 pub mod exec;

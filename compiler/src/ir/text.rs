@@ -263,6 +263,9 @@ fn err<T>(line: u32, m: impl Into<String>) -> R<T> {
     })
 }
 
+/// Deeper than any lowering writes: source parentheses nest at most 64 deep.
+const MAX_DEPTH: usize = 512;
+
 fn read(text: &str) -> R<Vec<Sx>> {
     let b = text.as_bytes();
     let mut i = 0;
@@ -281,6 +284,11 @@ fn read(text: &str) -> R<Vec<Sx>> {
                 }
             }
             b'(' => {
+                // Bounded, so the recursive readers below and the drop of the
+                // tree cannot exhaust the stack on hostile input.
+                if stack.len() > MAX_DEPTH {
+                    return err(line, format!("lists nested more than {MAX_DEPTH} deep"));
+                }
                 stack.push((Vec::new(), line));
                 i += 1;
             }
