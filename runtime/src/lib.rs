@@ -3,6 +3,7 @@
 //! The binary (`main.rs`) only parses arguments and calls [`cli::run`]; every
 //! module lives here so that integration tests and benchmarks can reach them.
 
+pub mod bundles;
 pub mod cli;
 pub mod config;
 pub mod media;

@@ -96,6 +96,18 @@ impl DiskWorld {
         Ok(id)
     }
 
+    /// Every file loaded so far, in load order: (display name, text, the
+    /// directory it lives in when it is on disk or in a stdlib directory).
+    pub fn sources(&self) -> impl Iterator<Item = (&str, &str, Option<PathBuf>)> {
+        self.files.iter().enumerate().map(|(i, (f, _))| {
+            (
+                f.name.as_str(),
+                f.text.as_ref(),
+                self.dir_of(FileId(i as u32)),
+            )
+        })
+    }
+
     /// The directory a file lives in, if it is on disk.
     pub fn dir_of(&self, id: FileId) -> Option<PathBuf> {
         match &self.files[id.0 as usize].1 {

@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand. Exit codes: 0 success,
 //! 1 the input has problems (diagnostics, failed tests), 2 usage or I/O error.
 
+mod bundle;
 mod check;
 mod ir;
 mod mailbox;
@@ -43,6 +44,12 @@ pub enum Command {
     Test(test::TestArgs),
     /// Print the compiled IR of flows in its stable text form.
     Ir(ir::IrArgs),
+    /// Create a site signing key pair (site.key private, site.pub public).
+    Keygen(bundle::KeygenArgs),
+    /// Compile flows into one signed bundle file for servers to load.
+    Build(bundle::BuildArgs),
+    /// Show what a bundle holds and whether its signature verifies.
+    Inspect(bundle::InspectArgs),
     /// Administer mailboxes and messages: add, set, list, show, messages, delete.
     Mailbox(mailbox::MailboxArgs),
 }
@@ -63,5 +70,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Test(a) => test::run(a),
         Command::Ir(a) => ir::run(a),
         Command::Mailbox(a) => mailbox::run(a),
+        Command::Keygen(a) => bundle::keygen(a),
+        Command::Build(a) => bundle::build(a),
+        Command::Inspect(a) => bundle::inspect(a),
     }
 }
