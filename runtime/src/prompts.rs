@@ -1,11 +1,12 @@
 //! The server's prompt library: every prompt a flow can play, decoded once at
 //! start and shared by all calls.
 //!
-//! Prompts come from `prompts/` beside each flow file and from the stdlib
-//! (built into the binary, or `--stdlib DIR`). All of them are loaded and
-//! validated when the server starts, so a WAV in a format we cannot play
-//! (anything but 8 kHz mono PCM16 or G.711) is an error at load that names the
-//! file and its format — never a silent gap in a call.
+//! Prompts come from the stdlib (built into the binary, or `--stdlib DIR`),
+//! then from `prompts/` beside each flow file ([`PromptLibrary::load`]) or
+//! from a bundle's prompt files ([`PromptLibrary::from_files`]). All of them
+//! are decoded and validated when the flows are loaded, so a WAV in a format
+//! we cannot play (anything but 8 kHz mono PCM16 or G.711) is an error at load
+//! that names the file and its format — never a silent gap in a call.
 
 use crate::media::{Samples, load_prompt};
 use std::collections::HashMap;
@@ -39,14 +40,7 @@ impl PromptLibrary {
     ) -> Result<PromptLibrary, Vec<PromptLoadError>> {
         let mut lib = PromptLibrary::default();
         let mut errors = Vec::new();
-        match stdlib_dir {
-            Some(dir) => lib.load_dir(&dir.join("prompts"), &mut errors),
-            None => {
-                for (name, bytes) in vflow_compiler::stdlib::PROMPT_FILES {
-                    lib.add(&format!("std/prompts/{name}"), name, bytes, &mut errors);
-                }
-            }
-        }
+        lib.load_stdlib(stdlib_dir, &mut errors);
         for dir in flow_dirs {
             lib.load_dir(&dir.join("prompts"), &mut errors);
         }
@@ -54,6 +48,60 @@ impl PromptLibrary {
             Ok(lib)
         } else {
             Err(errors)
+        }
+    }
+
+    /// Loads the stdlib prompts (as [`PromptLibrary::load`] does: `say` and
+    /// the stdlib modules play them by name), then `files` — a bundle's
+    /// prompts, `(file name, WAV bytes)` — validated exactly like files on
+    /// disk. `origin` (the bundle file) prefixes the names in errors. A file
+    /// name must be a plain `NAME.wav` and appear once; a bundle's prompt
+    /// shadows a stdlib prompt of the same name.
+    pub fn from_files<'a>(
+        stdlib_dir: Option<&Path>,
+        origin: &str,
+        files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<PromptLibrary, Vec<PromptLoadError>> {
+        let mut lib = PromptLibrary::default();
+        let mut errors = Vec::new();
+        lib.load_stdlib(stdlib_dir, &mut errors);
+        let mut seen = std::collections::HashSet::new();
+        for (name, bytes) in files {
+            let shown = format!("{origin}: prompt `{name}`");
+            let plain = !name.is_empty()
+                && !name.contains(['/', '\\', '\0'])
+                && name != ".."
+                && name.len() > 4
+                && name[name.len() - 4..].eq_ignore_ascii_case(".wav");
+            if !plain {
+                errors.push(PromptLoadError {
+                    file: shown,
+                    message: "a prompt name must be a plain file name ending in `.wav`".into(),
+                });
+            } else if !seen.insert(name) {
+                errors.push(PromptLoadError {
+                    file: shown,
+                    message: "appears twice".into(),
+                });
+            } else {
+                lib.add(&shown, name, bytes, &mut errors);
+            }
+        }
+        if errors.is_empty() {
+            Ok(lib)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn load_stdlib(&mut self, stdlib_dir: Option<&Path>, errors: &mut Vec<PromptLoadError>) {
+        match stdlib_dir {
+            Some(dir) => self.load_dir(&dir.join("prompts"), errors),
+            None => {
+                for (name, bytes) in vflow_compiler::stdlib::PROMPT_FILES {
+                    self.add(&format!("std/prompts/{name}"), name, bytes, errors);
+                }
+            }
         }
     }
 
@@ -138,5 +186,61 @@ mod tests {
             errs[0].message.contains("16000") || errs[0].message.contains("16 kHz"),
             "{errs:?}"
         );
+    }
+
+    fn wav(sample_rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut cur = std::io::Cursor::new(Vec::new());
+        let mut w = hound::WavWriter::new(&mut cur, spec).unwrap();
+        for &s in samples {
+            w.write_sample(s).unwrap();
+        }
+        w.finalize().unwrap();
+        cur.into_inner()
+    }
+
+    #[test]
+    fn a_bundles_prompts_are_validated_like_files() {
+        let good = wav(8000, 1, &[1000; 160]);
+        let lib = PromptLibrary::from_files(
+            None,
+            "site.vfb",
+            [("welcome.wav", &good[..]), ("beep.wav", &good[..])],
+        )
+        .unwrap();
+        assert_eq!(lib.get("welcome.wav").unwrap().len(), 160);
+        // The bundle's beep shadows the stdlib's; other stdlib prompts stay.
+        assert_eq!(lib.get("beep.wav").unwrap().len(), 160);
+        assert!(lib.get("digit-7.wav").is_some());
+
+        let stereo = wav(16000, 2, &[0, 0]);
+        let errs = PromptLibrary::from_files(
+            None,
+            "site.vfb",
+            [
+                ("bad.wav", &stereo[..]),
+                ("../x.wav", &good[..]),
+                ("noext", &good[..]),
+                ("welcome.wav", &good[..]),
+                ("welcome.wav", &good[..]),
+                ("junk.wav", &b"RIFF...."[..]),
+            ],
+        )
+        .unwrap_err();
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs.len(), 5, "{shown:#?}");
+        assert!(
+            shown[0].starts_with("site.vfb: prompt `bad.wav`"),
+            "{shown:#?}"
+        );
+        assert!(shown[1].contains("plain file name"), "{shown:#?}");
+        assert!(shown[2].contains("plain file name"), "{shown:#?}");
+        assert!(shown[3].contains("twice"), "{shown:#?}");
+        assert!(shown[4].contains("junk.wav"), "{shown:#?}");
     }
 }
