@@ -71,42 +71,66 @@ pub fn compile(
     paths: &[PathBuf],
     source: &SourceOpts,
 ) -> Result<(DiskWorld, ir::Program), ExitCode> {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    compile_report(paths, source, color).map_err(|f| {
+        eprint!("{}", f.diagnostics);
+        eprintln!("error: {}", f.summary);
+        f.code
+    })
+}
+
+/// Why [`compile_report`] failed.
+#[derive(Debug)]
+pub struct CompileFailure {
+    /// 1: the flows have errors; 2: unreadable input.
+    pub code: ExitCode,
+    /// The rendered diagnostics (empty when there are none).
+    pub diagnostics: String,
+    /// One line, e.g. `2 errors in the flows`.
+    pub summary: String,
+}
+
+/// [`compile`], returning what it would print instead (for a server that
+/// reloads its flows and answers with the reason).
+pub fn compile_report(
+    paths: &[PathBuf],
+    source: &SourceOpts,
+    color: bool,
+) -> Result<(DiskWorld, ir::Program), CompileFailure> {
+    let fail = |code: u8, summary: String| CompileFailure {
+        code: ExitCode::from(code),
+        diagnostics: String::new(),
+        summary,
+    };
     let mut world = DiskWorld::new(source.stdlib.clone());
     let mut roots = match super::check::load_roots(&mut world, paths) {
         Ok(r) => r,
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            return Err(ExitCode::from(2));
-        }
+        Err(msg) => return Err(fail(2, msg)),
     };
     add_mailbox(&mut world, &mut roots);
     let checked = check::check(&mut world, &roots);
     if checked.has_errors() {
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let mut diagnostics = String::new();
         for d in &checked.diagnostics {
             let w = &world;
-            eprint!(
-                "{}",
-                d.render(world.file(d.file), |id| Some(w.file(id)), color)
-            );
+            diagnostics.push_str(&d.render(world.file(d.file), |id| Some(w.file(id)), color));
         }
         let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
-        eprintln!(
-            "error: {errors} error{} in the flows",
-            if errors == 1 { "" } else { "s" }
-        );
-        return Err(ExitCode::from(1));
+        return Err(CompileFailure {
+            code: ExitCode::from(1),
+            diagnostics,
+            summary: format!(
+                "{errors} error{} in the flows",
+                if errors == 1 { "" } else { "s" }
+            ),
+        });
     }
     let program = match ir::lower(&world, &checked.program) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Err(ExitCode::from(1));
-        }
+        Err(e) => return Err(fail(1, e.to_string())),
     };
     if let Err(e) = ir::verify(&program) {
-        eprintln!("error: {e}");
-        return Err(ExitCode::from(1));
+        return Err(fail(1, e.to_string()));
     }
     Ok((world, program))
 }

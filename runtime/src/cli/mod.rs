@@ -5,6 +5,7 @@ mod bundle;
 mod check;
 mod ir;
 mod mailbox;
+mod reload;
 mod serve;
 mod simulate;
 mod test;
@@ -38,6 +39,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Run the server: answer SIP calls and run the flows (embedded defaults without --config).
     Serve(serve::ServeArgs),
+    /// Make a running server load its flows again (or roll back) without dropping calls.
+    Reload(reload::ReloadArgs),
     /// Run one call through a flow offline and print its effects.
     Simulate(simulate::SimulateArgs),
     /// Run the flow tests in *.test.yaml files.
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(a) => check::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Reload(a) => reload::run(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Test(a) => test::run(a),
         Command::Ir(a) => ir::run(a),

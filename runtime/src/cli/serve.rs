@@ -1,8 +1,11 @@
 //! `vflow serve`: run the server on a configuration file or embedded defaults.
 
-use crate::config::Config;
+use crate::config::{Config, FlowsConfig};
 use crate::prompts::PromptLibrary;
+use crate::server::control::{BindError, ControlSocket, Reloader};
+use crate::server::registry::{ActiveSet, LoadError, Origin, Registry};
 use crate::server::{self, flows::FlowSet, flows::UserVars};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,43 +41,33 @@ pub fn run(args: ServeArgs) -> ExitCode {
         None => Config::default(),
     };
 
-    let source = super::SourceOpts {
-        stdlib: config.flows.stdlib.clone(),
-    };
-    let (_world, program) = match super::ir::compile(&config.flows.paths, &source) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let kind = match config.flows.engine.as_deref() {
-        Some(name) => EngineKind::from_name(name).unwrap_or(EngineKind::default_for_host()),
-        None => EngineKind::default_for_host(),
-    };
-    let flows = match FlowSet::new(program, kind) {
-        Ok(f) => Arc::new(f),
-        Err(e) => {
-            eprintln!("error: cannot compile the flows: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let flow_dirs = match flow_dirs(&config.flows.paths) {
-        Ok(d) => d,
-        Err(e) => {
+    // First: neither the store's recovery nor anything else may touch the
+    // files of a server still running on this data directory.
+    if let Err(e) = std::fs::create_dir_all(&config.node.data_dir) {
+        eprintln!(
+            "error: cannot create the data directory {}: {e}",
+            config.node.data_dir.display()
+        );
+        return ExitCode::from(2);
+    }
+    let control = match ControlSocket::bind(&config.node.data_dir) {
+        Ok(c) => Some(c),
+        Err(BindError::InUse(e)) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
+        Err(BindError::Io(e)) => {
+            tracing::warn!(error = %e, "no control socket: `vflow reload` cannot reach this server; SIGHUP still reloads");
+            None
+        }
     };
-    let prompts = match PromptLibrary::load(config.flows.stdlib.as_deref(), &flow_dirs) {
-        Ok(p) => Arc::new(p),
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("error: prompt {e}");
-            }
-            eprintln!(
-                "error: {} prompt file{} cannot be played; convert to 8 kHz mono 16-bit PCM WAV (e.g. `sox in.wav -r 8000 -c 1 -b 16 out.wav`)",
-                errors.len(),
-                if errors.len() == 1 { "" } else { "s" }
-            );
-            return ExitCode::from(1);
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let initial = match load_flows(&config.flows, color) {
+        Ok(set) => set,
+        Err((code, e)) => {
+            eprint!("{}", e.detail);
+            eprintln!("error: {}", e.message);
+            return code;
         }
     };
     // Schema, recovery after a crash (reported in the log), seeded mailboxes.
@@ -92,7 +85,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing::info!(units = flows.program.units.len(), entries = flows.program.entries.len(), prompts = prompts.len(), data = %config.node.data_dir.display(), "flows loaded");
+    tracing::info!(units = initial.flows.program.units.len(), entries = initial.flows.program.entries.len(), prompts = initial.prompts.len(), data = %config.node.data_dir.display(), "flows loaded");
+    let flows_config = config.flows.clone();
+    let reloader = Reloader {
+        registry: Arc::new(Registry::new(initial)),
+        load: Arc::new(move || load_flows(&flows_config, false).map_err(|(_, e)| e)),
+    };
 
     let rt = if config.node.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -113,8 +111,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     let result = rt.block_on(server::run(
         config.clone(),
-        flows,
-        prompts,
+        reloader,
+        control,
         store,
         vars,
         shutdown_signal(),
@@ -125,6 +123,61 @@ pub fn run(args: ServeArgs) -> ExitCode {
             eprintln!("error: {e} (SIP on {})", config.sip.listen);
             ExitCode::from(2)
         }
+    }
+}
+
+/// Loads the flow set `cfg` names: compiles the sources, or reads and
+/// verifies the bundle; then the prompts and the engine. Used at start and
+/// for every reload, so both read the files as they are now.
+fn load_flows(cfg: &FlowsConfig, color: bool) -> Result<ActiveSet, (ExitCode, LoadError)> {
+    let kind = match cfg.engine.as_deref() {
+        Some(name) => EngineKind::from_name(name).unwrap_or(EngineKind::default_for_host()),
+        None => EngineKind::default_for_host(),
+    };
+    let failed = |code: u8, message: String| (ExitCode::from(code), LoadError::new(false, message));
+    let source = super::SourceOpts {
+        stdlib: cfg.stdlib.clone(),
+    };
+    let program = match super::ir::compile_report(&cfg.paths, &source, color) {
+        Ok((_world, program)) => program,
+        Err(f) => {
+            return Err((
+                f.code,
+                LoadError {
+                    bundle: false,
+                    message: f.summary,
+                    detail: f.diagnostics,
+                },
+            ));
+        }
+    };
+    let flows = FlowSet::new(program, kind)
+        .map_err(|e| failed(1, format!("cannot compile the flows: {e}")))?;
+    let flow_dirs = flow_dirs(&cfg.paths).map_err(|e| failed(2, e))?;
+    let prompts = PromptLibrary::load(cfg.stdlib.as_deref(), &flow_dirs)
+        .map_err(|errors| (ExitCode::from(1), prompt_errors(false, &errors)))?;
+    Ok(ActiveSet::new(
+        flows,
+        prompts,
+        Origin::Source {
+            paths: cfg.paths.clone(),
+        },
+    ))
+}
+
+/// Prompts that cannot be played: one line each, and what to do.
+fn prompt_errors(bundle: bool, errors: &[crate::prompts::PromptLoadError]) -> LoadError {
+    LoadError {
+        bundle,
+        message: format!(
+            "{} prompt file{} cannot be played; convert to 8 kHz mono 16-bit PCM WAV (e.g. `sox in.wav -r 8000 -c 1 -b 16 out.wav`)",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" }
+        ),
+        detail: errors
+            .iter()
+            .map(|e| format!("error: prompt {e}\n"))
+            .collect(),
     }
 }
 

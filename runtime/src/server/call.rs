@@ -1,10 +1,14 @@
 //! One call: routing, answering, the RTP socket and media session, and the
 //! flow — `resume` → perform the effect → outcome — until the call ends.
 //!
+//! Invariant: a call runs on the flow set that was active when it arrived
+//! (its program and prompts) until it ends, whatever is reloaded meanwhile.
+//!
 //! Invariant: a message being recorded when the caller hangs up (or the
 //! server stops) is committed before the task ends; the flow is told
 //! `hangup` only after that.
 
+use super::registry::ActiveSet;
 use super::{CallEvent, Shared, SipCommand};
 use crate::media::{
     self, Law, MediaConfig, MediaEvent, MediaSession, PlayItem, RecorderConfig, StopReason,
@@ -41,8 +45,10 @@ pub async fn run(
             .clone()
             .or_else(|| inc.history_info_user.clone()),
     };
+    // Held to the end of the call: a reload does not change a call in progress.
+    let set = shared.registry.current();
     let route = routing::route(&shared.config.routing, &target, |k, n| {
-        shared.flows.has_entry(k, n)
+        set.flows.has_entry(k, n)
     });
     let info = CallInfo {
         cli: target.from_user.clone(),
@@ -56,8 +62,8 @@ pub async fn run(
         },
     };
     let reason = info.reason.clone();
-    let state = super::flows::start_call(&shared.flows, route.kind, &route.name, info);
-    tracing::info!(call_id = %inc.call_id, from = %target.from_user, kind = route.kind, name = %route.name, known = state.is_some(), "incoming call");
+    let state = super::flows::start_call(&set.flows, route.kind, &route.name, info);
+    tracing::info!(call_id = %inc.call_id, from = %target.from_user, kind = route.kind, name = %route.name, known = state.is_some(), flows = %set.origin, "incoming call");
 
     let sock = match shared.bind_rtp().await {
         Ok(s) => s,
@@ -115,6 +121,7 @@ pub async fn run(
     let now = Instant::now();
     let mut io = CallIo {
         shared: shared.clone(),
+        set,
         call,
         call_id: inc.call_id.clone(),
         caller: target.from_user.clone(),
@@ -174,6 +181,8 @@ struct ActiveRecording {
 
 struct CallIo {
     shared: Arc<Shared>,
+    /// The flows and prompts this call started on.
+    set: Arc<ActiveSet>,
     call: CallHandle,
     call_id: String,
     caller: String,
@@ -209,7 +218,8 @@ impl CallIo {
             tz: self.shared.tz.clone(),
             vars: self.shared.vars.clone(),
         };
-        let flows = self.shared.flows.clone();
+        let set = self.set.clone();
+        let flows = &set.flows;
         let mut outcome = Outcome::Start;
         loop {
             let effect = flows.resume(&mut state, outcome, &mut host);
@@ -513,7 +523,7 @@ impl CallIo {
                 }
             };
             for n in names {
-                match self.shared.prompts.get(&n) {
+                match self.set.prompts.get(&n) {
                     Some(s) => self.session.play(PlayItem::Samples(s)),
                     None => {
                         tracing::warn!(call_id = %self.call_id, prompt = %n, "prompt not found; skipping it");
@@ -556,7 +566,7 @@ impl CallIo {
     async fn hold(&mut self, music: &str, until: Instant) -> Outcome {
         let deadline = tokio::time::Instant::from_std(until);
         let tune = (!music.is_empty())
-            .then(|| self.shared.prompts.get(music))
+            .then(|| self.set.prompts.get(music))
             .flatten();
         loop {
             if let Some(t) = &tune {
@@ -1392,7 +1402,7 @@ impl CallIo {
         });
         let deadline = timeout_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
         let tune = (!music.is_empty())
-            .then(|| self.shared.prompts.get(music))
+            .then(|| self.set.prompts.get(music))
             .flatten();
         loop {
             if let Some(t) = &tune {

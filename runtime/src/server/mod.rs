@@ -12,19 +12,27 @@
 //! the SIP task passes it subscriptions and sends the NOTIFYs it asks for)
 //! and, when `email.relay` is set, the mailer ([`crate::voicemail::mail::run`]).
 //!
+//! Flows: every call starts on the [`registry::Registry`]'s active flow set
+//! and keeps it to its end; SIGHUP and the control socket
+//! ([`control`], `vflow reload`) load a new set and swap it in without
+//! touching calls in progress.
+//!
 //! Shutdown: on the signal the endpoint stops accepting (new INVITEs get 503),
 //! calls in progress may finish until `shutdown.grace`, then the rest are hung
 //! up — a message being recorded is stored first.
 
 pub mod call;
+pub mod control;
 pub mod flows;
+pub mod registry;
 
 use crate::config::Config;
-use crate::prompts::PromptLibrary;
 use crate::sip::{self, CallHandle, ConnId, Endpoint, Event, Transport};
 use crate::store::Store;
 use crate::voicemail::{mail, mwi};
-use flows::{FlowSet, UserVars};
+use control::{ControlSocket, Reloader};
+use flows::UserVars;
+use registry::Registry;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,8 +66,8 @@ pub enum CallEvent {
 /// Everything calls share.
 pub struct Shared {
     pub config: Config,
-    pub flows: Arc<FlowSet>,
-    pub prompts: Arc<PromptLibrary>,
+    /// The active flow set; a call takes it once, when it starts.
+    pub registry: Arc<Registry>,
     pub store: Store,
     pub vars: Arc<UserVars>,
     pub tz: jiff::tz::TimeZone,
@@ -99,11 +107,12 @@ impl Shared {
     }
 }
 
-/// Runs the server until `shutdown` resolves, then drains calls.
+/// Runs the server until `shutdown` resolves, then drains calls. SIGHUP and
+/// requests on `control` (when bound) reload the flows through `reloader`.
 pub async fn run(
     config: Config,
-    flows: Arc<FlowSet>,
-    prompts: Arc<PromptLibrary>,
+    reloader: Reloader,
+    control: Option<ControlSocket>,
     store: Store,
     vars: Arc<UserVars>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -172,8 +181,7 @@ pub async fn run(
     let (hard_tx, hard_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         config: config.clone(),
-        flows,
-        prompts,
+        registry: reloader.registry.clone(),
         store,
         vars,
         tz,
@@ -185,7 +193,9 @@ pub async fn run(
         mail_enabled: mailer.is_some(),
         mail_wake: mail_wake.clone(),
     });
-    tracing::info!(%local, udp = config.sip.udp, tcp = config.sip.tcp, engine = shared.flows.engine_kind().name(), "vflow is listening");
+    let sighup = tokio::spawn(control::on_sighup(reloader.clone()));
+    let control_task = control.map(|c| tokio::spawn(c.serve(reloader)));
+    tracing::info!(%local, udp = config.sip.udp, tcp = config.sip.tcp, engine = shared.registry.current().flows.engine_kind().name(), "vflow is listening");
 
     let (mwi_in, mwi_in_rx) = mpsc::unbounded_channel();
     let (mwi_out_tx, mwi_out) = mpsc::unbounded_channel();
@@ -248,6 +258,12 @@ pub async fn run(
     // Let the BYEs go out.
     tokio::time::sleep(Duration::from_millis(100)).await;
     sip_task.abort();
+    sighup.abort();
+    if let Some(t) = control_task {
+        // Dropping it removes the socket file: `vflow reload` sees no server.
+        t.abort();
+        let _ = t.await;
+    }
     housekeeping.abort();
     mwi_task.abort();
     if let Some(t) = mail_task {
