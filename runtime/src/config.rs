@@ -130,9 +130,17 @@ pub struct NodeConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct FlowsConfig {
-    /// Files or directories of .vflow sources compiled at start.
+    /// Files or directories of .vflow sources compiled at start (and at each
+    /// reload). Not with `bundle`.
     pub paths: Vec<PathBuf>,
-    /// A stdlib directory for `std/` imports instead of the built-in one.
+    /// A signed bundle (`vflow build`) to run instead of sources; read again
+    /// at each reload (SIGHUP, `vflow reload`).
+    pub bundle: Option<PathBuf>,
+    /// The public key files (`vflow keygen`) a bundle's signature is checked
+    /// against; required with `bundle`, read again at each reload.
+    pub trusted_keys: Vec<PathBuf>,
+    /// A stdlib directory for `std/` imports instead of the built-in one
+    /// (sources only: a bundle carries the stdlib it was built with).
     pub stdlib: Option<PathBuf>,
     /// `jit` (default where supported) or `interp`.
     pub engine: Option<String>,
@@ -222,6 +230,8 @@ impl Default for FlowsConfig {
     fn default() -> Self {
         FlowsConfig {
             paths: vec![PathBuf::from("flows")],
+            bundle: None,
+            trusted_keys: Vec::new(),
             stdlib: None,
             engine: None,
         }
@@ -494,6 +504,34 @@ impl Config {
                     format!("unknown engine `{e}`; use `jit` or `interp`"),
                 ));
             }
+        }
+        if self.flows.bundle.is_some() {
+            if self.flows.trusted_keys.is_empty() {
+                return Err(err(
+                    "flows.bundle",
+                    "a bundle needs `flows.trusted_keys`: the public key files (from `vflow keygen`) its signature is checked against".into(),
+                ));
+            }
+            if self.flows.stdlib.is_some() {
+                return Err(err(
+                    "flows.stdlib",
+                    "a bundle carries the stdlib it was built with; `stdlib` applies to sources only (pass it to `vflow build`)".into(),
+                ));
+            }
+            // `paths` has a default, so it counts as given when it differs or is written.
+            if self.flows.paths != FlowsConfig::default().paths
+                || line_of_key(text, "flows.paths").is_some()
+            {
+                return Err(err(
+                    "flows.paths",
+                    "give `flows.paths` (sources) or `flows.bundle`, not both".into(),
+                ));
+            }
+        } else if !self.flows.trusted_keys.is_empty() {
+            return Err(err(
+                "flows.trusted_keys",
+                "trusted keys check bundles; set `flows.bundle` too, or remove them".into(),
+            ));
         }
         if !self.sip.udp && !self.sip.tcp {
             return Err(err(
@@ -905,6 +943,45 @@ mod tests {
         );
         let e = Config::parse("site.yaml", "node:\n  time_zone: Mars/Olympus\n").unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (Some(2), "node.time_zone"), "{e}");
+    }
+
+    #[test]
+    fn flows_from_a_bundle() {
+        let c = Config::parse(
+            "site.yaml",
+            "flows:\n  bundle: site.vfb\n  trusted_keys: [site.pub, backup.pub]\n",
+        )
+        .unwrap();
+        assert_eq!(c.flows.bundle, Some(PathBuf::from("site.vfb")));
+        assert_eq!(c.flows.trusted_keys.len(), 2);
+        let e = Config::parse(
+            "site.yaml",
+            "node:\n  name: a\nflows:\n  bundle: site.vfb\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (Some(4), "flows.bundle"), "{e}");
+        assert!(e.to_string().starts_with("site.yaml:4"), "{e}");
+        assert!(e.message.contains("trusted_keys"), "{e}");
+        let e = Config::parse(
+            "site.yaml",
+            "flows:\n  paths: [flows]\n  bundle: site.vfb\n  trusted_keys: [site.pub]\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (Some(2), "flows.paths"), "{e}");
+        let e = Config::parse(
+            "site.yaml",
+            "flows:\n  bundle: site.vfb\n  trusted_keys: [site.pub]\n  stdlib: std\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (Some(4), "flows.stdlib"), "{e}");
+        let e = Config::parse("site.yaml", "flows:\n  trusted_keys: [site.pub]\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(2), "flows.trusted_keys"),
+            "{e}"
+        );
+        let e = Config::parse("site.yaml", "flows:\n  bundel: site.vfb\n").unwrap_err();
+        assert!(e.message.contains("bundel"), "{e}");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The server's prompt library: every prompt a flow can play, decoded once at
 //! start and shared by all calls.
 //!
-//! Prompts come from the stdlib (built into the binary, or `--stdlib DIR`),
-//! then from `prompts/` beside each flow file ([`PromptLibrary::load`]) or
-//! from a bundle's prompt files ([`PromptLibrary::from_files`]). All of them
+//! Flows from source play the stdlib's prompts (built into the binary, or
+//! `--stdlib DIR`) and those in `prompts/` beside each flow file
+//! ([`PromptLibrary::load`]); flows from a bundle play the bundle's prompt
+//! files, which include the stdlib's it was built with
+//! ([`PromptLibrary::from_files`]). All of them
 //! are decoded and validated when the flows are loaded, so a WAV in a format
 //! we cannot play (anything but 8 kHz mono PCM16 or G.711) is an error at load
 //! that names the file and its format — never a silent gap in a call.
@@ -51,20 +53,17 @@ impl PromptLibrary {
         }
     }
 
-    /// Loads the stdlib prompts (as [`PromptLibrary::load`] does: `say` and
-    /// the stdlib modules play them by name), then `files` — a bundle's
-    /// prompts, `(file name, WAV bytes)` — validated exactly like files on
-    /// disk. `origin` (the bundle file) prefixes the names in errors. A file
-    /// name must be a plain `NAME.wav` and appear once; a bundle's prompt
-    /// shadows a stdlib prompt of the same name.
+    /// A bundle's prompts, `(file name, WAV bytes)`, validated exactly like
+    /// files on disk. A bundle carries every prompt its flows can play (the
+    /// stdlib's too, as it was built), so nothing else is loaded: a server
+    /// plays the audio that was signed. `origin` (the bundle file) prefixes
+    /// the names in errors. A name must be a plain `NAME.wav`, once.
     pub fn from_files<'a>(
-        stdlib_dir: Option<&Path>,
         origin: &str,
         files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> Result<PromptLibrary, Vec<PromptLoadError>> {
         let mut lib = PromptLibrary::default();
         let mut errors = Vec::new();
-        lib.load_stdlib(stdlib_dir, &mut errors);
         let mut seen = std::collections::HashSet::new();
         for (name, bytes) in files {
             let shown = format!("{origin}: prompt `{name}`");
@@ -208,19 +207,18 @@ mod tests {
     fn a_bundles_prompts_are_validated_like_files() {
         let good = wav(8000, 1, &[1000; 160]);
         let lib = PromptLibrary::from_files(
-            None,
             "site.vfb",
             [("welcome.wav", &good[..]), ("beep.wav", &good[..])],
         )
         .unwrap();
         assert_eq!(lib.get("welcome.wav").unwrap().len(), 160);
-        // The bundle's beep shadows the stdlib's; other stdlib prompts stay.
+        // The bundle's own beep; nothing comes from outside the bundle.
         assert_eq!(lib.get("beep.wav").unwrap().len(), 160);
-        assert!(lib.get("digit-7.wav").is_some());
+        assert!(lib.get("digit-7.wav").is_none());
+        assert_eq!(lib.len(), 2);
 
         let stereo = wav(16000, 2, &[0, 0]);
         let errs = PromptLibrary::from_files(
-            None,
             "site.vfb",
             [
                 ("bad.wav", &stereo[..]),

@@ -1,14 +1,16 @@
 //! `vflow serve`: run the server on a configuration file or embedded defaults.
 
+use crate::bundles;
 use crate::config::{Config, FlowsConfig};
 use crate::prompts::PromptLibrary;
 use crate::server::control::{BindError, ControlSocket, Reloader};
 use crate::server::registry::{ActiveSet, LoadError, Origin, Registry};
 use crate::server::{self, flows::FlowSet, flows::UserVars};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use vflow_compiler::bundle::Limits;
 use vflow_compiler::jit::EngineKind;
 
 #[derive(clap::Args, Debug)]
@@ -134,6 +136,9 @@ fn load_flows(cfg: &FlowsConfig, color: bool) -> Result<ActiveSet, (ExitCode, Lo
         Some(name) => EngineKind::from_name(name).unwrap_or(EngineKind::default_for_host()),
         None => EngineKind::default_for_host(),
     };
+    if let Some(file) = &cfg.bundle {
+        return load_bundle(file, &cfg.trusted_keys, kind);
+    }
     let failed = |code: u8, message: String| (ExitCode::from(code), LoadError::new(false, message));
     let source = super::SourceOpts {
         stdlib: cfg.stdlib.clone(),
@@ -161,6 +166,40 @@ fn load_flows(cfg: &FlowsConfig, color: bool) -> Result<ActiveSet, (ExitCode, Lo
         prompts,
         Origin::Source {
             paths: cfg.paths.clone(),
+        },
+    ))
+}
+
+/// Reads the trusted keys and the bundle file as they are now, verifies the
+/// bundle (signature, then content: `bundle::load`), and compiles it. Every
+/// error names the file and the check that failed.
+fn load_bundle(
+    file: &Path,
+    trusted_keys: &[PathBuf],
+    kind: EngineKind,
+) -> Result<ActiveSet, (ExitCode, LoadError)> {
+    let refused = |message: String| (ExitCode::from(1), LoadError::new(true, message));
+    let keys = bundles::read_trusted_keys(trusted_keys).map_err(refused)?;
+    let (bundle, sha256) = bundles::load_file(file, &keys, &Limits::default()).map_err(refused)?;
+    let shown = file.display().to_string();
+    let prompts = PromptLibrary::from_files(
+        &shown,
+        bundle
+            .prompts
+            .iter()
+            .map(|p| (p.name.as_str(), p.bytes.as_slice())),
+    )
+    .map_err(|errors| (ExitCode::from(1), prompt_errors(true, &errors)))?;
+    let flows = FlowSet::new(bundle.program, kind)
+        .map_err(|e| refused(format!("{shown}: cannot compile the flows: {e}")))?;
+    Ok(ActiveSet::new(
+        flows,
+        prompts,
+        Origin::Bundle {
+            file: file.to_path_buf(),
+            name: bundle.manifest.name,
+            serial: bundle.manifest.serial,
+            sha256,
         },
     ))
 }

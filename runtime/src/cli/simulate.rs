@@ -3,16 +3,23 @@
 
 use super::SourceOpts;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
+use vflow_compiler::bundle::Limits;
 use vflow_compiler::exec::{self, CallInfo, Effect, Engine, Outcome, SimHost};
+use vflow_compiler::ir;
 use vflow_compiler::jit;
 
 #[derive(clap::Args, Debug)]
 pub struct SimulateArgs {
-    /// A .vflow file or a directory of them.
+    /// A .vflow file or a directory of them, or a bundle (`vflow build`; a
+    /// `.vfb` file or one that starts with the bundle magic) with --trusted-key.
     pub path: PathBuf,
+    /// A public key (`vflow keygen`) a bundle's signature is checked against
+    /// (repeatable); required to run a bundle. With it, PATH is a bundle.
+    #[arg(long = "trusted-key", value_name = "FILE")]
+    pub trusted_keys: Vec<PathBuf>,
     /// The start point the call enters by, `KIND:NAME` (e.g. `leave:2001`,
     /// `auto_attendant:Reception`); the most specific pattern wins.
     #[arg(long, value_name = "KIND:NAME")]
@@ -114,10 +121,19 @@ pub fn run(args: SimulateArgs) -> ExitCode {
         };
         user.insert(k.trim_start_matches("user.").to_string(), v.to_string());
     }
-    let (_world, program) = match super::ir::compile(std::slice::from_ref(&args.path), &args.source)
-    {
-        Ok(x) => x,
-        Err(code) => return code,
+    let program = if !args.trusted_keys.is_empty() || crate::bundles::is_bundle_path(&args.path) {
+        match load_bundle_program(&args.path, &args.trusted_keys) {
+            Ok(p) => p,
+            Err((code, e)) => {
+                eprintln!("error: {e}");
+                return code;
+            }
+        }
+    } else {
+        match super::ir::compile(std::slice::from_ref(&args.path), &args.source) {
+            Ok((_world, p)) => p,
+            Err(code) => return code,
+        }
     };
     let call = CallInfo {
         cli: args.cli.clone(),
@@ -200,6 +216,29 @@ pub fn run(args: SimulateArgs) -> ExitCode {
         Some(Effect::Fault { .. }) => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     }
+}
+
+/// The verified program of a bundle file, for `simulate` and `test`:
+/// refused without trusted keys (nothing from an unchecked bundle runs), or
+/// when any check fails (exit 1, the message names the file and the check).
+pub(super) fn load_bundle_program(
+    path: &Path,
+    trusted_keys: &[PathBuf],
+) -> Result<ir::Program, (ExitCode, String)> {
+    if trusted_keys.is_empty() {
+        return Err((
+            ExitCode::from(2),
+            format!(
+                "{} is a bundle: pass --trusted-key FILE (the public key of its signer, from `vflow keygen`) so its signature can be checked; an unchecked bundle never runs",
+                path.display()
+            ),
+        ));
+    }
+    let keys =
+        crate::bundles::read_trusted_keys(trusted_keys).map_err(|e| (ExitCode::from(2), e))?;
+    crate::bundles::load_file(path, &keys, &Limits::default())
+        .map(|(bundle, _sha256)| bundle.program)
+        .map_err(|e| (ExitCode::from(1), e))
 }
 
 /// Asks for each outcome on the terminal. An empty line is `timeout`, end of input `hangup`.

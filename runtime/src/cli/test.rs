@@ -12,8 +12,15 @@ use vflow_compiler::jit;
 
 #[derive(clap::Args, Debug)]
 pub struct TestArgs {
-    /// Test files or directories (searched recursively for `*.test.yaml`). Default: `.`
+    /// Test files or directories (searched recursively for `*.test.yaml`).
+    /// Default: `.` A bundle among them (`vflow build`; a `.vfb` file or one
+    /// that starts with the bundle magic) is what every test runs on, in
+    /// place of the flows each test file names; it needs --trusted-key.
     pub paths: Vec<PathBuf>,
+    /// A public key (`vflow keygen`) bundles are checked against
+    /// (repeatable); required to run a bundle.
+    #[arg(long = "trusted-key", value_name = "FILE")]
+    pub trusted_keys: Vec<PathBuf>,
     /// Report which nodes of each flow and module the tests executed.
     #[arg(long)]
     pub coverage: bool,
@@ -31,8 +38,9 @@ pub struct TestArgs {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TestFile {
-    /// The .vflow files under test, relative to this file; default: every
-    /// `.vflow` file in its directory.
+    /// The .vflow files under test, relative to this file, or one bundle
+    /// (checked with `--trusted-key`); default: every `.vflow` file in its
+    /// directory.
     #[serde(default)]
     flows: Vec<String>,
     /// Defaults for every test of the file.
@@ -130,7 +138,37 @@ struct Expect {
 }
 
 pub fn run(args: TestArgs) -> ExitCode {
-    let files = match find_tests(&args.paths) {
+    let (bundles, test_paths): (Vec<PathBuf>, Vec<PathBuf>) = args
+        .paths
+        .iter()
+        .cloned()
+        .partition(|p| crate::bundles::is_bundle_path(p));
+    if bundles.len() > 1 {
+        eprintln!(
+            "error: give one bundle to test, not {} ({})",
+            bundles.len(),
+            bundles
+                .iter()
+                .map(|b| b.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    let bundle = match bundles.first() {
+        Some(b) => match super::simulate::load_bundle_program(b, &args.trusted_keys) {
+            Ok(p) => {
+                println!("testing bundle {}", b.display());
+                Some(p)
+            }
+            Err((code, e)) => {
+                eprintln!("error: {e}");
+                return code;
+            }
+        },
+        None => None,
+    };
+    let files = match find_tests(&test_paths) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
@@ -145,7 +183,7 @@ pub fn run(args: TestArgs) -> ExitCode {
     let mut failed = 0;
     let mut coverage = Coverage::default();
     for file in &files {
-        let (p, f) = run_file(file, &args, &mut coverage);
+        let (p, f) = run_file(file, &args, bundle.as_ref(), &mut coverage);
         passed += p;
         failed += f;
     }
@@ -197,8 +235,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs one test file; returns (passed, failed).
-fn run_file(path: &Path, args: &TestArgs, coverage: &mut Coverage) -> (usize, usize) {
+/// Runs one test file on `bundle`, or else on the flows it names; returns
+/// (passed, failed).
+fn run_file(
+    path: &Path,
+    args: &TestArgs,
+    bundle: Option<&ir::Program>,
+    coverage: &mut Coverage,
+) -> (usize, usize) {
     let shown = path.display();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -246,20 +290,41 @@ fn run_file(path: &Path, args: &TestArgs, coverage: &mut Coverage) -> (usize, us
     } else {
         tf.flows.iter().map(|f| dir.join(f)).collect()
     };
-    let program = match super::ir::compile(&flow_paths, &args.source) {
-        Ok((_, p)) => p,
-        Err(_) => {
-            println!("FAIL {shown}: the flows do not compile (see above)");
-            return (0, tests.len().max(1));
+    let loaded;
+    let program = match bundle {
+        Some(p) => p,
+        None => {
+            let bundles = flow_paths
+                .iter()
+                .filter(|p| crate::bundles::is_bundle_path(p))
+                .count();
+            let result = match (bundles, flow_paths.len()) {
+                (0, _) => super::ir::compile(&flow_paths, &args.source)
+                    .map(|(_, p)| p)
+                    .map_err(|_| "the flows do not compile (see above)".to_string()),
+                (1, 1) => super::simulate::load_bundle_program(&flow_paths[0], &args.trusted_keys)
+                    .map_err(|(_, e)| e),
+                _ => Err("`flows` names either .vflow files or one bundle, not both".into()),
+            };
+            match result {
+                Ok(p) => {
+                    loaded = p;
+                    &loaded
+                }
+                Err(e) => {
+                    println!("FAIL {shown}: {e}");
+                    return (0, tests.len().max(1));
+                }
+            }
         }
     };
-    coverage.add_program(&program);
+    coverage.add_program(program);
     let kind = match args.engine {
         Some(super::simulate::EngineKind::Jit) => jit::EngineKind::Jit,
         Some(super::simulate::EngineKind::Interp) => jit::EngineKind::Interp,
         None => jit::EngineKind::default_for_host(),
     };
-    let engine = match jit::load(&program, kind) {
+    let engine = match jit::load(program, kind) {
         Ok(e) => e,
         Err(e) => {
             println!("FAIL {shown}: {e}");
@@ -275,7 +340,7 @@ fn run_file(path: &Path, args: &TestArgs, coverage: &mut Coverage) -> (usize, us
         {
             continue;
         }
-        match run_test(&program, &engine, &tf.defaults, t, coverage) {
+        match run_test(program, &engine, &tf.defaults, t, coverage) {
             Ok(()) => {
                 println!("ok   {shown}: {}", t.name);
                 passed += 1;

@@ -164,9 +164,18 @@ impl fmt::Display for Refusal {
                 file,
                 offered,
                 active,
+            } if offered == active => write!(
+                f,
+                "{}: serial {offered} is already active; a new bundle needs a higher serial (`vflow build --serial`)",
+                file.display()
+            ),
+            Refusal::Serial {
+                file,
+                offered,
+                active,
             } => write!(
                 f,
-                "{}: serial {offered} is not newer than the active serial {active}; build the bundle with a higher --serial (or use `vflow reload --rollback` to go back one step)",
+                "{}: serial {offered} is older than the active serial {active}; build the bundle with a higher serial (`vflow build --serial`), or go back one step with `vflow reload --rollback`",
                 file.display()
             ),
             Refusal::NoPrevious => write!(
@@ -388,7 +397,12 @@ mod tests {
                     active: 5
                 }
             );
-            assert!(err.to_string().contains("not newer"), "{err}");
+            let want = if offered == 5 {
+                "already active"
+            } else {
+                "older than the active serial 5"
+            };
+            assert!(err.to_string().contains(want), "{err}");
             assert_eq!(reg.current().origin.serial(), Some(5));
             assert!(first_prompt(&reg.current()).contains("one.wav"));
         }
