@@ -67,6 +67,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let initial = match load_flows(&config.flows, color) {
         Ok(set) => set,
         Err((code, e)) => {
+            if e.bundle {
+                tracing::warn!(target: "security", event = "bundle_refused", reason = "load_failed", error = %e, "bundle refused at start; not serving");
+            }
             eprint!("{}", e.detail);
             eprintln!("error: {}", e.message);
             return code;

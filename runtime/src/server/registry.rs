@@ -314,7 +314,7 @@ fn log_refusal(refusal: &Refusal, bundle: bool, active: &Origin) {
     if bundle {
         tracing::warn!(target: "security", event = "bundle_refused", reason, error = %refusal, active = %active, "bundle refused; the active flows stay");
     } else {
-        tracing::error!(event = "reload_refused", reason, error = %refusal, active = %active, "reload refused; the active flows stay");
+        tracing::warn!(event = "reload_refused", reason, error = %refusal, active = %active, "reload refused; the active flows stay");
     }
 }
 
