@@ -17,7 +17,8 @@ use std::time::Duration;
 #[derive(clap::Args, Debug)]
 pub struct ReloadArgs {
     /// The server's configuration: its `node.data_dir` holds the control
-    /// socket. Without it: the defaults (`./var`).
+    /// socket (a relative one is taken from the current directory, as
+    /// `vflow serve` does). Without it: the defaults (`./var`).
     #[arg(long, short, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Go back to the flows the last reload replaced (the one way to a lower
