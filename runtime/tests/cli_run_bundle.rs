@@ -109,7 +109,10 @@ fn simulate_and_test_on_a_bundle_equal_them_on_its_source() {
         .arg(&public));
     assert_eq!(code, 0, "{bundle_out}{e}");
     let summary = |s: &str| s.lines().last().unwrap_or("").to_string();
-    assert!(summary(&source_out).ends_with(" passed, 0 failed"), "{source_out}");
+    assert!(
+        summary(&source_out).ends_with(" passed, 0 failed"),
+        "{source_out}"
+    );
     assert_eq!(summary(&bundle_out), summary(&source_out));
     assert!(bundle_out.contains("testing bundle"), "{bundle_out}");
 
@@ -139,11 +142,12 @@ fn a_bundle_never_runs_unchecked() {
     let d = temp_dir("refuse");
     let bundle = built(&d);
     let sim = |extra: &[&std::ffi::OsStr]| {
-        run(vflow()
-            .arg("simulate")
-            .arg(&bundle)
-            .args(extra)
-            .args(["--start", "named:Departments", "--outcomes", "hangup"]))
+        run(vflow().arg("simulate").arg(&bundle).args(extra).args([
+            "--start",
+            "named:Departments",
+            "--outcomes",
+            "hangup",
+        ]))
     };
 
     // No trusted key: told what to pass, nothing runs.
@@ -151,7 +155,10 @@ fn a_bundle_never_runs_unchecked() {
     assert_eq!(code, 2, "{o}{e}");
     assert!(o.is_empty(), "{o}");
     assert!(e.contains("pass --trusted-key"), "{e}");
-    let (code, o, e) = run(vflow().arg("test").arg(&bundle).arg(repo().join("examples/flows")));
+    let (code, o, e) = run(vflow()
+        .arg("test")
+        .arg(&bundle)
+        .arg(repo().join("examples/flows")));
     assert_eq!(code, 2, "{o}{e}");
     assert!(e.contains("pass --trusted-key"), "{e}");
 
@@ -178,7 +185,10 @@ fn a_bundle_never_runs_unchecked() {
         .args(["--start", "named:Departments", "--outcomes", "hangup"]));
     assert_eq!(code, 1, "{o}{e}");
     assert!(o.is_empty(), "{o}");
-    assert!(e.contains("copy.bin") && e.contains("signature check failed"), "{e}");
+    assert!(
+        e.contains("copy.bin") && e.contains("signature check failed"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -198,7 +208,10 @@ fn serve_refuses_an_untrusted_or_unconfigured_bundle() {
         bundle.display()
     ));
     assert_eq!(code, 2, "{e}");
-    assert!(e.contains("vflow.yaml:4") && e.contains("flows.bundle"), "{e}");
+    assert!(
+        e.contains("vflow.yaml:4") && e.contains("flows.bundle"),
+        "{e}"
+    );
     assert!(e.contains("trusted_keys"), "{e}");
 
     // Signed by a key that is not trusted: refused before answering anything
@@ -208,8 +221,14 @@ fn serve_refuses_an_untrusted_or_unconfigured_bundle() {
         bundle.display()
     ));
     assert_eq!(code, 1, "{e}");
-    assert!(e.contains("examples.vfb") && e.contains("not trusted"), "{e}");
-    assert!(e.contains("security"), "the refusal is a security event: {e}");
+    assert!(
+        e.contains("examples.vfb") && e.contains("not trusted"),
+        "{e}"
+    );
+    assert!(
+        e.contains("security"),
+        "the refusal is a security event: {e}"
+    );
     assert!(!e.contains("vflow is listening"), "{e}");
     // A missing key file is named.
     let (code, _, e) = serve(&format!(

@@ -374,8 +374,12 @@ fn a_call_survives_a_reload_and_the_next_call_runs_the_new_bundle() {
         "call B started on serial 2:\n{log}"
     );
     assert!(
-        b_lines.iter().any(|(_, l)| l.contains("node=\"short.tone\""))
-            && b_lines.iter().any(|(_, l)| l.contains("node=\"short.bye\"")),
+        b_lines
+            .iter()
+            .any(|(_, l)| l.contains("node=\"short.tone\""))
+            && b_lines
+                .iter()
+                .any(|(_, l)| l.contains("node=\"short.bye\"")),
         "call B ran serial 2's flow:\n{log}"
     );
     assert!(
@@ -445,7 +449,10 @@ fn a_call_survives_a_reload_and_the_next_call_runs_the_new_bundle() {
     // Back one step, explicitly: the only way to a lower serial.
     let (code, o, e) = server.reload(&["--rollback"]);
     assert_eq!(code, 0, "{o}{e}");
-    assert!(o.contains("rolled back; active: bundle `site` serial 2"), "{o}");
+    assert!(
+        o.contains("rolled back; active: bundle `site` serial 2"),
+        "{o}"
+    );
     let (code, _, e) = server.reload(&["--rollback"]);
     assert_eq!(code, 1, "{e}");
     assert!(e.contains("no previous flow set"), "{e}");
