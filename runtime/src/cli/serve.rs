@@ -92,8 +92,19 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     tracing::info!(units = initial.flows.program.units.len(), entries = initial.flows.program.entries.len(), prompts = initial.prompts.len(), data = %config.node.data_dir.display(), "flows loaded");
     let flows_config = config.flows.clone();
+    let registry = match Registry::with_serial_file(
+        initial,
+        config.node.data_dir.join("bundle-serial"),
+    ) {
+        Ok(r) => r,
+        Err(refusal) => {
+            tracing::warn!(target: "security", event = "bundle_refused", reason = "downgrade", error = %refusal, "bundle refused at start; not serving");
+            eprintln!("error: {refusal}");
+            return ExitCode::from(1);
+        }
+    };
     let reloader = Reloader {
-        registry: Arc::new(Registry::new(initial)),
+        registry: Arc::new(registry),
         load: Arc::new(move || load_flows(&flows_config, false).map_err(|(_, e)| e)),
     };
 

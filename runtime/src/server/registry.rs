@@ -154,6 +154,31 @@ pub enum Refusal {
     },
     /// A rollback with nothing to roll back to.
     NoPrevious,
+    /// At start: a bundle older than the one this node last ran.
+    Downgrade {
+        file: PathBuf,
+        offered: u64,
+        last: u64,
+        serial_file: PathBuf,
+    },
+}
+
+/// The serial in a serial file; `None` when there is none (or it is unreadable,
+/// which is logged: the check is a safeguard, not a reason to stay down).
+fn read_serial(path: &std::path::Path) -> Option<u64> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot read the last bundle serial");
+            return None;
+        }
+    };
+    let parsed = text.trim().parse().ok();
+    if parsed.is_none() {
+        tracing::warn!(file = %path.display(), "the last bundle serial file does not hold a number; ignored");
+    }
+    parsed
 }
 
 impl fmt::Display for Refusal {
@@ -178,6 +203,17 @@ impl fmt::Display for Refusal {
                 "{}: serial {offered} is older than the active serial {active}; build the bundle with a higher serial (`vflow build --serial`), or go back one step with `vflow reload --rollback`",
                 file.display()
             ),
+            Refusal::Downgrade {
+                file,
+                offered,
+                last,
+                serial_file,
+            } => write!(
+                f,
+                "{}: serial {offered} is older than serial {last}, which this node ran last; install a bundle with serial {last} or higher, or, to go back on purpose, delete {}",
+                file.display(),
+                serial_file.display()
+            ),
             Refusal::NoPrevious => write!(
                 f,
                 "there is no previous flow set to roll back to (one is kept after each reload, and a rollback uses it up)"
@@ -198,6 +234,9 @@ struct Slots {
 /// call, the control socket and the SIGHUP handler.
 pub struct Registry {
     slots: Mutex<Slots>,
+    /// Where the active bundle's serial is kept across restarts, so a
+    /// restart cannot quietly run an older bundle than the node ran before.
+    serial_file: Option<PathBuf>,
     /// Held for a whole reload (load + swap), so two reloads at once do not
     /// both compile; the slots lock is held only for the swap itself.
     reloading: Mutex<()>,
@@ -212,6 +251,41 @@ impl Registry {
                 previous: None,
             }),
             reloading: Mutex::new(()),
+            serial_file: None,
+        }
+    }
+
+    /// Like [`Registry::new`], with the active bundle serial kept in
+    /// `serial_file` across restarts: an initial bundle older than the
+    /// serial the node last ran is refused (a rollback writes the serial it
+    /// returns to, so an explicit rollback survives a restart).
+    pub fn with_serial_file(initial: ActiveSet, serial_file: PathBuf) -> Result<Registry, Refusal> {
+        if let Origin::Bundle { file, serial, .. } = &initial.origin
+            && let Some(last) = read_serial(&serial_file)
+            && *serial < last
+        {
+            return Err(Refusal::Downgrade {
+                file: file.clone(),
+                offered: *serial,
+                last,
+                serial_file,
+            });
+        }
+        let mut r = Registry::new(initial);
+        r.serial_file = Some(serial_file);
+        r.remember(&r.current().origin);
+        Ok(r)
+    }
+
+    /// Writes the active bundle's serial to the serial file (flows from
+    /// source leave it as it is).
+    fn remember(&self, origin: &Origin) {
+        let (Some(path), Some(serial)) = (&self.serial_file, origin.serial()) else {
+            return;
+        };
+        if let Err(e) = crate::bundles::write_atomic(path, format!("{serial}\n").as_bytes(), 0o644)
+        {
+            tracing::error!(file = %path.display(), error = %e, "cannot record the active bundle serial; a restart will not refuse older bundles");
         }
     }
 
@@ -235,6 +309,16 @@ impl Registry {
     /// above the active bundle's. The replaced set is kept for a rollback.
     pub fn activate(&self, new: ActiveSet) -> Result<Arc<ActiveSet>, Refusal> {
         let mut slots = self.slots();
+        if let (Origin::Bundle { sha256: a, .. }, Origin::Bundle { sha256: b, .. }) =
+            (&slots.active.origin, &new.origin)
+            && a == b
+        {
+            // The same file again (a SIGHUP with nothing changed): not a refusal.
+            let active = slots.active.clone();
+            drop(slots);
+            tracing::info!(flows = %active.origin, "bundle unchanged; the active flows stay");
+            return Ok(active);
+        }
         if let (
             Some(active),
             Origin::Bundle {
@@ -260,6 +344,7 @@ impl Registry {
         let dropped = slots.previous.replace(old.clone());
         drop(slots);
         tracing::info!(event = "flows_swapped", flows = %new.origin, replaced = %old.origin, "flows swapped: new calls start on the new set, calls in progress finish on theirs");
+        self.remember(&new.origin);
         // Unloading the set before the replaced one may free JIT code: not under the lock.
         drop(dropped);
         Ok(new)
@@ -279,6 +364,7 @@ impl Registry {
         let old = std::mem::replace(&mut slots.active, previous.clone());
         drop(slots);
         tracing::warn!(event = "flows_rolled_back", flows = %previous.origin, replaced = %old.origin, "flows rolled back: new calls start on the previous set");
+        self.remember(&previous.origin);
         drop(old);
         Ok(previous)
     }
@@ -310,6 +396,7 @@ fn log_refusal(refusal: &Refusal, bundle: bool, active: &Origin) {
         Refusal::Load(_) => "load_failed",
         Refusal::Serial { .. } => "serial_not_newer",
         Refusal::NoPrevious => "no_previous",
+        Refusal::Downgrade { .. } => "downgrade",
     };
     if bundle {
         tracing::warn!(target: "security", event = "bundle_refused", reason, error = %refusal, active = %active, "bundle refused; the active flows stay");
@@ -352,7 +439,7 @@ mod tests {
                 file: PathBuf::from("site.vfb"),
                 name: "site".into(),
                 serial,
-                sha256: format!("{serial:064x}"),
+                sha256: format!("{serial}-{prompt}"),
             },
         };
         ActiveSet::new(flows, PromptLibrary::default(), origin)
@@ -410,6 +497,55 @@ mod tests {
         assert_eq!(reg.previous_origin(), None);
         reg.activate(set("two.wav", Some(6))).unwrap();
         assert_eq!(reg.current().origin.serial(), Some(6));
+    }
+
+    #[test]
+    fn the_same_bundle_file_again_is_not_a_swap_nor_a_refusal() {
+        let reg = Registry::new(set("one.wav", Some(5)));
+        let before = reg.current();
+        let same = reg.activate(set("one.wav", Some(5))).unwrap();
+        assert!(Arc::ptr_eq(&before, &same));
+        assert_eq!(reg.previous_origin(), None);
+    }
+
+    #[test]
+    fn the_serial_file_refuses_a_downgrade_across_restarts_but_keeps_a_rollback() {
+        let dir = std::env::temp_dir().join(format!("vflow-serial-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bundle-serial");
+        let _ = std::fs::remove_file(&file);
+
+        let reg = Registry::with_serial_file(set("one.wav", Some(3)), file.clone()).unwrap();
+        reg.activate(set("two.wav", Some(4))).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "4");
+        drop(reg);
+        // A restart on the older file is a downgrade: refused, saying how to proceed.
+        let Err(e) = Registry::with_serial_file(set("one.wav", Some(3)), file.clone()) else {
+            panic!("a downgrade at start must be refused");
+        };
+        assert!(
+            matches!(
+                e,
+                Refusal::Downgrade {
+                    offered: 3,
+                    last: 4,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("bundle-serial"), "{e}");
+
+        // An explicit rollback is remembered, so restarting on its bundle works.
+        let reg = Registry::with_serial_file(set("two.wav", Some(4)), file.clone()).unwrap();
+        reg.activate(set("one.wav", Some(5))).unwrap();
+        reg.rollback().unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "4");
+        drop(reg);
+        assert!(Registry::with_serial_file(set("two.wav", Some(4)), file.clone()).is_ok());
+        // Flows from source never touch it.
+        assert!(Registry::with_serial_file(set("two.wav", None), file.clone()).is_ok());
+        assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "4");
     }
 
     #[test]
