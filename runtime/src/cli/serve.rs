@@ -31,6 +31,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .try_init();
     let config = match &args.config {
         Some(p) => match Config::load(p) {
