@@ -890,6 +890,15 @@ impl Config {
                 format!("`{me}` cannot name a cluster node: {why}"),
             ));
         }
+        if me != self.node.name {
+            return Err(err(
+                "cluster.name",
+                format!(
+                    "`{me}` differs from node.name `{}`: messages carry node.name as their origin, which the central checks against the certificate; use one name (or leave cluster.name out)",
+                    self.node.name
+                ),
+            ));
+        }
         let peer_err = |p: &PeerConfig, message: String| ConfigError {
             file: name.to_string(),
             line: line_of_item(text, "cluster.peers", &p.name)

@@ -2,11 +2,91 @@
 //! store of record; backup and distributed nodes take calls and forward every
 //! message they store to it.
 //!
+//! - [`pki`]: `vflow cluster init`, the cluster CA and node certificates.
+//! - [`tls`]: mutual TLS with that CA only; peers identified by certificate.
+//! - [`wire`]: a message as MIME (sans-IO build and checked parse).
+//! - [`forward`]: backup/distributed: the `forward` outbox drained to the central.
+//! - [`ingress`]: central: the SMTP ingress that stores forwarded messages once.
+//!
 //! Every node-to-node connection is mutual TLS with certificates of one
-//! cluster CA ([`tls`]); there is no plaintext path.
+//! cluster CA; there is no plaintext path. [`start`] runs what the node's
+//! role needs beside the SIP server.
 
+pub mod forward;
+pub mod ingress;
 pub mod pki;
 pub mod tls;
+pub mod wire;
+
+use crate::config::{Config, Role};
+use crate::store::Store;
+
+/// Starts this node's cluster services by role (nothing when standalone):
+/// the central's SMTP ingress, or a backup's or distributed node's
+/// forwarder (which also turns on forwarding in the store, before any call).
+/// Tasks run on the current tokio runtime until it stops.
+pub async fn start(config: &Config, store: &Store) -> std::io::Result<()> {
+    let c = &config.cluster;
+    if c.role == Role::Standalone {
+        return Ok(());
+    }
+    let name = c.node_name(&config.node);
+    let Some(tls_files) = &c.tls else {
+        return Err(std::io::Error::other(
+            "cluster: no `cluster.tls` (checked by the config)",
+        ));
+    };
+    let tls = tls::NodeTls::load(tls_files, name)
+        .map_err(|(k, why)| std::io::Error::other(format!("cluster.tls.{k}: {why}")))?;
+    match c.role {
+        Role::Standalone => {}
+        Role::Central => {
+            let Some(listen) = c.smtp_listen else {
+                return Err(std::io::Error::other(
+                    "cluster: no `smtp_listen` (checked by the config)",
+                ));
+            };
+            let ingress = ingress::Ingress::bind(
+                listen,
+                &tls,
+                c.peers.clone(),
+                c.ingress.clone(),
+                store.clone(),
+            )
+            .await
+            .map_err(std::io::Error::other)?;
+            let local = ingress.local_addr()?;
+            tracing::info!(node = name, role = c.role.as_str(), smtp = %local, peers = c.peers.len(), "cluster: SMTP ingress listening (mutual TLS)");
+            tokio::spawn(ingress.run());
+        }
+        Role::Backup | Role::Distributed => {
+            let Some((central, addr)) = c
+                .central()
+                .and_then(|p| p.smtp.as_deref().map(|a| (p.name.as_str(), a)))
+            else {
+                return Err(std::io::Error::other(
+                    "cluster: no central with `smtp` (checked by the config)",
+                ));
+            };
+            let f = forward::Forwarder::new(&c.forward, &tls, central, addr)
+                .map_err(std::io::Error::other)?;
+            store.set_forwarding(true);
+            tracing::info!(
+                node = name,
+                role = c.role.as_str(),
+                central,
+                smtp = addr,
+                "cluster: forwarding every message to the central (mutual TLS)"
+            );
+            tokio::spawn(forward::run(
+                store.clone(),
+                f,
+                std::sync::Arc::new(tokio::sync::Notify::new()),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Whether `name` can name a node: a lowercase DNS name (it is the DNS name
 /// and CN of the node's certificate), with at least one letter.

@@ -319,6 +319,15 @@ pub(crate) mod tests {
         .unwrap()
     }
 
+    /// `a` with `b`'s certificate and key (and `a`'s trust anchor).
+    pub(crate) fn swap_identity(a: NodeTls, b: NodeTls) -> NodeTls {
+        NodeTls {
+            cert: b.cert,
+            key: b.key,
+            ..a
+        }
+    }
+
     fn peers() -> Vec<PeerConfig> {
         vec![
             PeerConfig {
