@@ -564,4 +564,34 @@ mod tests {
         );
         assert!(central.messages("201", None).unwrap().is_empty());
     }
+
+    /// Drain rate: 100 messages of 10 s (160 KB WAV each) queued on site-1,
+    /// drained to the central over loopback mutual TLS. Prints the rate.
+    /// `cargo test -p vflow-runtime --release --lib -- --ignored drain_rate --nocapture`
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement, not a check"]
+    async fn drain_rate() {
+        let pki = cluster("ingress-rate", &["central", "site-1"]);
+        let (central, addr) = central("ingress-rate-central", &pki, 16 << 20).await;
+        let site = store("ingress-rate-site", true);
+        let n = 100;
+        for _ in 0..n {
+            take(&site, 10_000);
+        }
+        let f = forwarder(&node(&pki, "site-1"), addr);
+        let t0 = std::time::Instant::now();
+        let mut sent = 0;
+        while sent < n {
+            let r = crate::outbox::drain(&site, &f, i64::MAX / 2).await.unwrap();
+            assert_eq!(r.failed, 0);
+            sent += r.sent;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        assert_eq!(central.messages("201", None).unwrap().len(), n);
+        println!(
+            "drain rate: {n} messages of 10 s in {secs:.2} s = {:.1} messages/s ({:.1} MB/s of WAV)",
+            n as f64 / secs,
+            n as f64 * 160_044.0 / secs / 1e6
+        );
+    }
 }
