@@ -24,6 +24,7 @@ pub struct Config {
     pub voicemail: VoicemailConfig,
     pub mwi: MwiConfig,
     pub email: EmailConfig,
+    pub cluster: ClusterConfig,
 }
 
 /// Message-waiting indication (RFC 3842): unsolicited NOTIFYs to each
@@ -211,6 +212,7 @@ impl Default for Config {
             voicemail: VoicemailConfig::default(),
             mwi: MwiConfig::default(),
             email: EmailConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -573,7 +575,8 @@ impl Config {
             }
         }
         self.validate_voicemail(name, text)?;
-        self.validate_mwi_email(name, text)
+        self.validate_mwi_email(name, text)?;
+        self.validate_cluster(name, text)
     }
 
     fn validate_mwi_email(&self, name: &str, text: &str) -> Result<(), ConfigError> {
@@ -741,6 +744,373 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// This node's place in a cluster (Small Community Network, DESIGN.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// No cluster: every message stays here.
+    #[default]
+    Standalone,
+    /// The store of record: takes forwarded messages, does MWI and collection.
+    Central,
+    /// Takes calls while the central is down; forwards what it took.
+    Backup,
+    /// Answers its own site's calls; forwards every message to the central.
+    Distributed,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Central => "central",
+            Role::Backup => "backup",
+            Role::Distributed => "distributed",
+        }
+    }
+
+    /// Whether messages taken here are forwarded to the central.
+    pub fn forwards(self) -> bool {
+        matches!(self, Role::Backup | Role::Distributed)
+    }
+}
+
+/// The role of another node (a peer is never standalone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerRole {
+    Central,
+    Backup,
+    Distributed,
+}
+
+/// Node-to-node traffic: mutual TLS with certificates of the cluster CA only.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub role: Role,
+    /// This node's name in the cluster: its certificate's CN and DNS name, and
+    /// what its peers list it as. Default: `node.name`.
+    pub name: Option<String>,
+    /// The cluster CA and this node's certificate and key (PEM files, as
+    /// written by `vflow cluster init`); required unless standalone.
+    pub tls: Option<ClusterTlsConfig>,
+    /// Central only: where the SMTP ingress for forwarded messages listens
+    /// (implicit TLS, client certificates required).
+    pub smtp_listen: Option<SocketAddr>,
+    /// The other nodes this one talks to or accepts.
+    pub peers: Vec<PeerConfig>,
+    pub ingress: IngressConfig,
+    pub forward: ForwardConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterTlsConfig {
+    /// The cluster CA certificate: the only one trusted on both sides.
+    pub ca: PathBuf,
+    /// This node's certificate, signed by the CA.
+    pub cert: PathBuf,
+    /// This node's private key (keep it mode 0600).
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// The peer's node name (its certificate's CN and DNS name).
+    pub name: String,
+    pub role: PeerRole,
+    /// The central's SMTP ingress, `host:port`.
+    #[serde(default)]
+    pub smtp: Option<String>,
+}
+
+/// The central's SMTP ingress limits.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngressConfig {
+    /// The largest forwarded message (MIME, WAV included): `16MB`, `512KB`.
+    #[serde(deserialize_with = "size_text")]
+    pub max_message_size: u64,
+    /// Connections served at once; more wait for a free slot.
+    pub max_connections: usize,
+    /// A connection idle this long (TLS handshake, or between lines) is closed.
+    #[serde(with = "duration_text")]
+    pub timeout: Duration,
+}
+
+/// How a backup or distributed node forwards its messages to the central.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// The longest one delivery attempt may take.
+    #[serde(with = "duration_text")]
+    pub timeout: Duration,
+    /// The wait after the first failure; it doubles after each one, up to
+    /// `retry_max`. A message is never given up.
+    #[serde(with = "duration_text")]
+    pub retry_first: Duration,
+    #[serde(with = "duration_text")]
+    pub retry_max: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            role: Role::Standalone,
+            name: None,
+            tls: None,
+            smtp_listen: None,
+            peers: Vec::new(),
+            ingress: IngressConfig::default(),
+            forward: ForwardConfig::default(),
+        }
+    }
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        IngressConfig {
+            max_message_size: 16 * 1024 * 1024,
+            max_connections: 32,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            timeout: Duration::from_secs(30),
+            retry_first: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// This node's cluster name.
+    pub fn node_name<'a>(&'a self, node: &'a NodeConfig) -> &'a str {
+        self.name.as_deref().unwrap_or(&node.name)
+    }
+
+    /// The central among the peers.
+    pub fn central(&self) -> Option<&PeerConfig> {
+        self.peers.iter().find(|p| p.role == PeerRole::Central)
+    }
+}
+
+impl Config {
+    fn validate_cluster(&self, name: &str, text: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: name.to_string(),
+            line: line_of_key(text, key),
+            column: None,
+            key: key.to_string(),
+            message,
+        };
+        let c = &self.cluster;
+        let me = c.node_name(&self.node);
+        let name_key = if c.name.is_some() {
+            "cluster.name"
+        } else {
+            "node.name"
+        };
+        if c.role == Role::Standalone {
+            return Ok(());
+        }
+        if let Err(why) = crate::cluster::check_node_name(me) {
+            return Err(err(
+                name_key,
+                format!("`{me}` cannot name a cluster node: {why}"),
+            ));
+        }
+        if me != self.node.name {
+            return Err(err(
+                "cluster.name",
+                format!(
+                    "`{me}` differs from node.name `{}`: messages carry node.name as their origin, which the central checks against the certificate; use one name (or leave cluster.name out)",
+                    self.node.name
+                ),
+            ));
+        }
+        let peer_err = |p: &PeerConfig, message: String| ConfigError {
+            file: name.to_string(),
+            line: line_of_item(text, "cluster.peers", &p.name)
+                .or(line_of_key(text, "cluster.peers")),
+            column: None,
+            key: "cluster.peers".to_string(),
+            message,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for p in &c.peers {
+            if let Err(why) = crate::cluster::check_node_name(&p.name) {
+                return Err(peer_err(p, format!("peer `{}`: {why}", p.name)));
+            }
+            if p.name == me {
+                return Err(peer_err(
+                    p,
+                    format!("peer `{}` is this node's own name", p.name),
+                ));
+            }
+            if !seen.insert(p.name.as_str()) {
+                return Err(peer_err(p, format!("peer `{}` is listed twice", p.name)));
+            }
+            if let Some(a) = &p.smtp
+                && let Err(why) = crate::cluster::check_host_port(a)
+            {
+                return Err(peer_err(p, format!("peer `{}`: smtp {why}", p.name)));
+            }
+        }
+        let centrals: Vec<&PeerConfig> = c
+            .peers
+            .iter()
+            .filter(|p| p.role == PeerRole::Central)
+            .collect();
+        match c.role {
+            Role::Standalone => {}
+            Role::Central => {
+                if let Some(p) = centrals.first() {
+                    return Err(peer_err(
+                        p,
+                        format!(
+                            "peer `{}` is a central, but this node is the central; a cluster has one",
+                            p.name
+                        ),
+                    ));
+                }
+                if c.smtp_listen.is_none() {
+                    return Err(err(
+                        "cluster.smtp_listen",
+                        "a central needs `smtp_listen` (e.g. `127.0.0.1:2525`): its peers forward messages there".into(),
+                    ));
+                }
+            }
+            Role::Backup | Role::Distributed => {
+                let Some(central) = centrals.first() else {
+                    return Err(err(
+                        "cluster.peers",
+                        format!(
+                            "a {} node forwards its messages to the central: list it under `peers` (`- {{name: central, role: central, smtp: 127.0.0.1:2525}}`)",
+                            c.role.as_str()
+                        ),
+                    ));
+                };
+                if let Some(p) = centrals.get(1) {
+                    return Err(peer_err(
+                        p,
+                        format!("peer `{}`: a cluster has one central", p.name),
+                    ));
+                }
+                if central.smtp.is_none() {
+                    return Err(peer_err(
+                        central,
+                        format!(
+                            "the central `{}` needs `smtp: HOST:PORT` (its SMTP ingress)",
+                            central.name
+                        ),
+                    ));
+                }
+                if c.smtp_listen.is_some() {
+                    return Err(err(
+                        "cluster.smtp_listen",
+                        "only the central runs the SMTP ingress; remove it here".into(),
+                    ));
+                }
+            }
+        }
+        let Some(tls) = &c.tls else {
+            return Err(err(
+                "cluster.tls",
+                format!(
+                    "a {} node needs `tls: {{ca, cert, key}}` (all node-to-node traffic is mutual TLS); `vflow cluster init` writes them",
+                    c.role.as_str()
+                ),
+            ));
+        };
+        if let Err((which, why)) = crate::cluster::tls::check_files(tls, me) {
+            return Err(err(&format!("cluster.tls.{which}"), why));
+        }
+        let i = &c.ingress;
+        if i.max_message_size < 1024 {
+            return Err(err(
+                "cluster.ingress.max_message_size",
+                "must be at least 1KB".into(),
+            ));
+        }
+        if i.max_connections == 0 {
+            return Err(err(
+                "cluster.ingress.max_connections",
+                "must be at least 1".into(),
+            ));
+        }
+        if i.timeout.is_zero() {
+            return Err(err(
+                "cluster.ingress.timeout",
+                "must be longer than 0s".into(),
+            ));
+        }
+        let f = &c.forward;
+        if f.timeout.is_zero() {
+            return Err(err(
+                "cluster.forward.timeout",
+                "must be longer than 0s".into(),
+            ));
+        }
+        if f.retry_first.is_zero() || f.retry_max < f.retry_first {
+            return Err(err(
+                "cluster.forward.retry_max",
+                "retry_first must be above 0s and retry_max at least retry_first".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The line of the list item under `key` that mentions `needle` (a peer's name).
+fn line_of_item(text: &str, key: &str, needle: &str) -> Option<usize> {
+    let start = line_of_key(text, key)?;
+    let indent_of = |l: &str| l.len() - l.trim_start().len();
+    let lines: Vec<&str> = text.lines().collect();
+    let base = indent_of(lines.get(start - 1)?);
+    for (i, line) in lines.iter().enumerate().skip(start) {
+        if !line.trim().is_empty() && !line.trim_start().starts_with('-') && indent_of(line) <= base
+        {
+            break;
+        }
+        let words: Vec<&str> = line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'))
+            .collect();
+        if words.contains(&needle) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// Sizes written as `16MB`, `512KB`, `1GB` or plain bytes (`B`); K/M/G are 1024-based.
+fn size_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_size(&s).map_err(serde::de::Error::custom)
+}
+
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let bad = || format!("`{s}` is not a size; write e.g. `16MB`, `512KB`");
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let mult: u64 = match unit.trim() {
+        "B" => 1,
+        "KB" => 1024,
+        "MB" => 1024 * 1024,
+        "GB" => 1024 * 1024 * 1024,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
 }
 
 /// The 1-based line where a dotted key (`rtp.ports`) is written, if it is.
@@ -1011,5 +1381,120 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("mwi"), "{e}");
+    }
+
+    #[test]
+    fn cluster_section() {
+        let c = Config::parse("site.yaml", "").unwrap();
+        assert_eq!(c.cluster.role, Role::Standalone);
+        let dir = crate::cluster::pki::tests::cluster("config", &["site-1", "central"]);
+        let tls = format!(
+            "  tls:\n    ca: {d}/ca.crt\n    cert: {d}/site-1.crt\n    key: {d}/site-1.key\n",
+            d = dir.display()
+        );
+        let distributed = format!(
+            "node:\n  name: site-1\ncluster:\n  role: distributed\n{tls}  peers:\n    - name: central\n      role: central\n      smtp: 127.0.0.1:2525\n  forward:\n    retry_first: 2s\n"
+        );
+        let c = Config::parse("site.yaml", &distributed).unwrap();
+        assert_eq!(c.cluster.role, Role::Distributed);
+        assert_eq!(c.cluster.node_name(&c.node), "site-1");
+        assert_eq!(
+            c.cluster.central().and_then(|p| p.smtp.as_deref()),
+            Some("127.0.0.1:2525")
+        );
+        assert_eq!(c.cluster.forward.retry_first, Duration::from_secs(2));
+
+        // A distributed node without a central.
+        let e = Config::parse(
+            "site.yaml",
+            &format!("node:\n  name: site-1\ncluster:\n  role: distributed\n{tls}  peers: []\n"),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (Some(9), "cluster.peers"), "{e}");
+        assert!(e.message.contains("central"), "{e}");
+        // The central without its SMTP address: the error points at the peer's line.
+        let e = Config::parse(
+            "site.yaml",
+            &format!("node:\n  name: site-1\ncluster:\n  role: distributed\n{tls}  peers:\n    - name: backup\n      role: backup\n    - name: central\n      role: central\n"),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (Some(12), "cluster.peers"), "{e}");
+        assert!(e.message.contains("smtp"), "{e}");
+        // TLS files missing.
+        let e = Config::parse(
+            "site.yaml",
+            &distributed.replace("site-1.key", "nowhere.key"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(8), "cluster.tls.key"),
+            "{e}"
+        );
+        assert!(
+            e.message.contains("nowhere.key") && e.message.contains("cluster init"),
+            "{e}"
+        );
+        // No TLS at all.
+        let e = Config::parse(
+            "site.yaml",
+            "cluster:\n  role: central\n  smtp_listen: 127.0.0.1:2525\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "cluster.tls", "{e}");
+        // A central needs its listen address, and may not list another central.
+        let e = Config::parse(
+            "site.yaml",
+            &format!("node:\n  name: site-1\ncluster:\n  role: central\n{tls}"),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "cluster.smtp_listen", "{e}");
+        // Unknown keys, roles and names.
+        let e = Config::parse("site.yaml", "cluster:\n  role: primary\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (Some(2), "cluster.role"), "{e}");
+        let e =
+            Config::parse("site.yaml", "cluster:\n  tls:\n    ca: a\n    crt: b\n").unwrap_err();
+        assert!(e.message.contains("crt"), "{e}");
+        let e = Config::parse(
+            "site.yaml",
+            &distributed.replace("name: central", "name: Central"),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (Some(10), "cluster.peers"), "{e}");
+        let e = Config::parse(
+            "site.yaml",
+            &distributed.replace("name: central", "name: site-1"),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("own name"), "{e}");
+        let e = Config::parse("site.yaml", &distributed.replace("2525", "smtp")).unwrap_err();
+        assert!(e.message.contains("HOST:PORT"), "{e}");
+        let e = Config::parse(
+            "site.yaml",
+            "cluster:\n  ingress:\n    max_message_size: 16 megs\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "cluster.ingress.max_message_size", "{e}");
+        assert_eq!(parse_size("16MB"), Ok(16 << 20));
+        assert_eq!(parse_size("512KB"), Ok(512 << 10));
+        assert_eq!(parse_size("100B"), Ok(100));
+        assert!(parse_size("99999999999999GB").is_err());
+    }
+
+    #[test]
+    fn the_cluster_examples_parse_with_their_certificates() {
+        let pki = crate::cluster::pki::tests::cluster("examples", &["central", "backup", "site-1"]);
+        let mut sip = std::collections::HashSet::new();
+        for n in ["central", "backup", "site-1"] {
+            let path =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/cluster/{n}.yaml"));
+            let text = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("var/cluster/pki", &pki.display().to_string());
+            let c = Config::parse(n, &text).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(c.cluster.node_name(&c.node), n);
+            assert!(sip.insert(c.sip.listen), "each node has its own SIP port");
+            assert_eq!(c.node.data_dir, Path::new("var/cluster").join(n));
+        }
     }
 }

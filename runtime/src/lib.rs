@@ -5,8 +5,10 @@
 
 pub mod bundles;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod media;
+pub mod outbox;
 pub mod prompts;
 pub mod routing;
 pub mod server;

@@ -107,6 +107,20 @@ pub struct Store {
     root: PathBuf,
     db: Arc<Mutex<Connection>>,
     changes: tokio::sync::broadcast::Sender<String>,
+    /// Cluster: every committed message is also queued for the central (kind `forward`).
+    forwarding: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The outbox kind of a message to forward to the cluster's central.
+pub const FORWARD_KIND: &str = "forward";
+
+/// What [`Store::store_forwarded`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored now.
+    New(Message),
+    /// A message with this id was already stored (a repeated delivery): nothing changed.
+    Duplicate(Message),
 }
 
 impl fmt::Debug for Store {
@@ -306,6 +320,7 @@ impl Store {
             root: root.to_path_buf(),
             db: Arc::new(Mutex::new(conn)),
             changes,
+            forwarding: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -460,8 +475,10 @@ impl Store {
     /// Makes a recording a message: file fsynced and renamed into place, then
     /// the row committed. Durable when this returns `Ok`. When the mailbox has
     /// an email mode, an `email` outbox entry is committed in the same
-    /// transaction (the mailer's queue). Fails for an unknown mailbox (the
-    /// recording is discarded).
+    /// transaction (the mailer's queue) — unless this node forwards its
+    /// messages to a cluster central ([`Store::set_forwarding`]): then a
+    /// `forward` entry is queued instead, and the central does the email.
+    /// Fails for an unknown mailbox (the recording is discarded).
     pub fn commit_message(&self, rec: RecordingFile, msg: &NewMessage) -> Result<Message> {
         if !Store::valid_name(&msg.mailbox) {
             rec.discard();
@@ -509,32 +526,11 @@ impl Store {
             call_id: msg.call_id.clone(),
             flow_node: msg.flow_node.clone(),
         };
+        let forward = self.forwarding();
         let inserted = (|| -> Result<()> {
             let mut db = self.db();
             let tx = db.transaction()?;
-            tx.execute(
-                "INSERT INTO messages (id, mailbox, caller, caller_name, received_ms, duration_ms, folder,
-                     folder_since_ms, priority, origin_node, call_id, flow_node)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'new', ?5, ?7, ?8, ?9, ?10)",
-                params![
-                    m.id,
-                    m.mailbox,
-                    m.caller,
-                    m.caller_name,
-                    m.received_ms,
-                    m.duration_ms as i64,
-                    m.priority,
-                    m.origin_node,
-                    m.call_id,
-                    m.flow_node
-                ],
-            )?;
-            tx.execute(
-                "INSERT INTO outbox (kind, mailbox, message_id, payload, created_ms, next_attempt_ms)
-                 SELECT 'email', id, ?2, json_object('email', email, 'mode', email_mode), ?3, ?3
-                 FROM mailboxes WHERE id = ?1 AND email_mode != 'off' AND email != ''",
-                params![m.mailbox, m.id, now_ms()],
-            )?;
+            insert_message(&tx, &m, forward)?;
             tx.commit()?;
             Ok(())
         })();
@@ -544,6 +540,112 @@ impl Store {
             return Err(e);
         }
         self.changed(&m.mailbox);
+        Ok(m)
+    }
+
+    /// Cluster: whether every committed message is also queued for the
+    /// central (a backup or distributed node). Set once at server start.
+    pub fn set_forwarding(&self, on: bool) {
+        self.forwarding
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn forwarding(&self) -> bool {
+        self.forwarding.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Cluster central: stores a message forwarded by another node under its
+    /// own id, by the same path as a local one (temporary file, fsync,
+    /// rename, directory fsync, then the row, with its email entry, in one
+    /// transaction). A message whose id is already stored is not stored
+    /// again ([`Stored::Duplicate`]): deliveries are at-least-once, the
+    /// store exactly-once. `m.id` and `m.mailbox` must be safe file names.
+    pub fn store_forwarded(&self, m: &Message, wav: &[u8]) -> Result<Stored> {
+        // One forwarded message at a time: two deliveries of the same id must
+        // not both write its file.
+        static INGEST: Mutex<()> = Mutex::new(());
+        let _one = INGEST.lock().unwrap_or_else(|p| p.into_inner());
+        if !Store::valid_name(&m.mailbox) || !Store::valid_name(&m.id) {
+            return Err(StoreError::Invalid(format!(
+                "`{}`/`{}` is not a mailbox/message name",
+                m.mailbox, m.id
+            )));
+        }
+        if let Some(old) = self.message(&m.id)? {
+            return Ok(Stored::Duplicate(old));
+        }
+        if !self.mailbox_exists(&m.mailbox)? {
+            return Err(StoreError::NotFound(format!("mailbox `{}`", m.mailbox)));
+        }
+        let tmp = self.root.join("tmp").join(format!("{}.wav.part", m.id));
+        let dir = self.root.join("messages").join(&m.mailbox);
+        fs::create_dir_all(&dir)?;
+        sync_dir(&self.root.join("messages"))?;
+        let dest = self.message_path(&m.mailbox, &m.id);
+        let written = (|| -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            f.write_all(wav)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &dest)?;
+            sync_dir(&dir)
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        let m = Message {
+            folder: Folder::New,
+            folder_since_ms: m.received_ms,
+            ..m.clone()
+        };
+        let inserted = (|| -> Result<()> {
+            let mut db = self.db();
+            let tx = db.transaction()?;
+            insert_message(&tx, &m, false)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = inserted {
+            let _ = fs::remove_file(&dest);
+            return Err(e);
+        }
+        self.changed(&m.mailbox);
+        Ok(Stored::New(m))
+    }
+
+    /// Cluster: the central acknowledged forward entry `entry` for message
+    /// `message_id`. In one transaction the entry is done and the local
+    /// message row goes (the central is the store of record); then its file.
+    /// A crash before the commit leaves both, and the message is sent again
+    /// (the central stores it once).
+    pub fn finish_forward(&self, entry: i64, message_id: &str) -> Result<Option<Message>> {
+        let m = self.message(message_id)?;
+        {
+            let mut db = self.db();
+            let tx = db.transaction()?;
+            tx.execute(
+                "UPDATE outbox SET done_ms = ?2 WHERE id = ?1",
+                params![entry, now_ms()],
+            )?;
+            tx.execute(
+                "DELETE FROM outbox WHERE message_id = ?1 AND done_ms IS NULL",
+                [message_id],
+            )?;
+            tx.execute("DELETE FROM messages WHERE id = ?1", [message_id])?;
+            tx.commit()?;
+        }
+        if let Some(m) = &m {
+            match fs::remove_file(self.message_path(&m.mailbox, &m.id)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.changed(&m.mailbox);
+        }
         Ok(m)
     }
 
@@ -872,6 +974,43 @@ impl Store {
     }
 }
 
+/// Inserts a message row and what is queued with it: a `forward` entry on a
+/// forwarding node, else the mailbox's `email` entry if it has an email mode.
+fn insert_message(tx: &rusqlite::Transaction<'_>, m: &Message, forward: bool) -> Result<()> {
+    tx.execute(
+        "INSERT INTO messages (id, mailbox, caller, caller_name, received_ms, duration_ms, folder,
+             folder_since_ms, priority, origin_node, call_id, flow_node)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'new', ?5, ?7, ?8, ?9, ?10)",
+        params![
+            m.id,
+            m.mailbox,
+            m.caller,
+            m.caller_name,
+            m.received_ms,
+            m.duration_ms as i64,
+            m.priority,
+            m.origin_node,
+            m.call_id,
+            m.flow_node
+        ],
+    )?;
+    if forward {
+        tx.execute(
+            "INSERT INTO outbox (kind, mailbox, message_id, payload, created_ms, next_attempt_ms)
+             VALUES (?1, ?2, ?3, '{}', ?4, ?4)",
+            params![FORWARD_KIND, m.mailbox, m.id, now_ms()],
+        )?;
+    } else {
+        tx.execute(
+            "INSERT INTO outbox (kind, mailbox, message_id, payload, created_ms, next_attempt_ms)
+             SELECT 'email', id, ?2, json_object('email', email, 'mode', email_mode), ?3, ?3
+             FROM mailboxes WHERE id = ?1 AND email_mode != 'off' AND email != ''",
+            params![m.mailbox, m.id, now_ms()],
+        )?;
+    }
+    Ok(())
+}
+
 fn self_mailbox_missing(tx: &rusqlite::Transaction<'_>, mailbox: &str) -> Result<bool> {
     Ok(tx
         .query_row("SELECT 1 FROM mailboxes WHERE id = ?1", [mailbox], |_| {
@@ -1156,6 +1295,97 @@ mod tests {
         );
         store.outbox_done(due[0].id).unwrap();
         assert!(store.outbox_due("email", i64::MAX, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_forwarding_node_queues_a_forward_entry_instead_of_the_email() {
+        let root = temp("forwarding");
+        let store = with_mailbox(&root, "201");
+        store
+            .db()
+            .execute("UPDATE mailboxes SET email = 'a@example.com', email_mode = 'attach' WHERE id = '201'", [])
+            .unwrap();
+        store.set_forwarding(true);
+        let mut rec = store.begin_recording("m1").unwrap();
+        rec.append(&[0, 1]).unwrap();
+        let m = store.commit_message(rec, &new_message("201")).unwrap();
+        assert!(store.outbox_due("email", i64::MAX, 10).unwrap().is_empty());
+        let due = store.outbox_due(FORWARD_KIND, i64::MAX, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].message_id.as_deref(), Some(m.id.as_str()));
+        // The central took it: entry done and local copy gone, together.
+        let gone = store.finish_forward(due[0].id, &m.id).unwrap().unwrap();
+        assert_eq!(gone.id, m.id);
+        assert!(store.message(&m.id).unwrap().is_none());
+        assert!(!store.message_path("201", &m.id).exists());
+        assert!(
+            store
+                .outbox_due(FORWARD_KIND, i64::MAX, 10)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_forwarded_message_is_stored_once_under_its_own_id() {
+        let root = temp("forwarded");
+        let store = with_mailbox(&root, "201");
+        store
+            .db()
+            .execute("UPDATE mailboxes SET email = 'a@example.com', email_mode = 'notify' WHERE id = '201'", [])
+            .unwrap();
+        let mut changes = store.subscribe();
+        let wav = crate::media::pcm16_wav(&[1, 2, 3, 4]);
+        let m = Message {
+            id: "0b7c6f0e-58b4-4a53-9d0e-3c1a2b4d5e6f".into(),
+            mailbox: "201".into(),
+            caller: "300".into(),
+            caller_name: String::new(),
+            received_ms: 1_790_000_000_000,
+            duration_ms: 0,
+            folder: Folder::Saved,
+            folder_since_ms: 0,
+            priority: "normal".into(),
+            origin_node: "site-1".into(),
+            call_id: "c".into(),
+            flow_node: "leave.take".into(),
+        };
+        let Stored::New(stored) = store.store_forwarded(&m, &wav).unwrap() else {
+            panic!("stored the first time")
+        };
+        assert_eq!(stored.folder, Folder::New);
+        assert_eq!(changes.try_recv().unwrap(), "201");
+        assert_eq!(fs::read(store.message_path("201", &m.id)).unwrap(), wav);
+        assert_eq!(
+            store.outbox_due("email", i64::MAX, 10).unwrap().len(),
+            1,
+            "the central does the email"
+        );
+        assert!(matches!(
+            store.store_forwarded(&m, &wav).unwrap(),
+            Stored::Duplicate(_)
+        ));
+        assert_eq!(store.messages("201", None).unwrap().len(), 1);
+        assert_eq!(store.outbox_due("email", i64::MAX, 10).unwrap().len(), 1);
+        assert!(changes.try_recv().is_err(), "a duplicate changes nothing");
+        let unknown = Message {
+            id: "1b7c6f0e-58b4-4a53-9d0e-3c1a2b4d5e6f".into(),
+            mailbox: "999".into(),
+            ..m.clone()
+        };
+        assert!(matches!(
+            store.store_forwarded(&unknown, &wav),
+            Err(StoreError::NotFound(_))
+        ));
+        let evil = Message {
+            id: "../x".into(),
+            ..m
+        };
+        assert!(matches!(
+            store.store_forwarded(&evil, &wav),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(fs::read_dir(root.join("tmp")).unwrap().next().is_none());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod bundle;
 mod check;
+mod cluster;
 mod ir;
 mod mailbox;
 mod reload;
@@ -55,6 +56,8 @@ pub enum Command {
     Inspect(bundle::InspectArgs),
     /// Administer mailboxes and messages: add, set, list, show, messages, delete.
     Mailbox(mailbox::MailboxArgs),
+    /// Cluster administration: `init` makes the CA and node certificates.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Options shared by the commands that read flows.
@@ -77,5 +80,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keygen(a) => bundle::keygen(a),
         Command::Build(a) => bundle::build(a),
         Command::Inspect(a) => bundle::inspect(a),
+        Command::Cluster(a) => cluster::run(a),
     }
 }

@@ -126,14 +126,19 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = rt.block_on(server::run(
-        config.clone(),
-        reloader,
-        control,
-        store,
-        vars,
-        shutdown_signal(),
-    ));
+    let result = rt.block_on(async {
+        // Cluster services by role (ingress or forwarder), before any call.
+        crate::cluster::start(&config, &store).await?;
+        server::run(
+            config.clone(),
+            reloader,
+            control,
+            store,
+            vars,
+            shutdown_signal(),
+        )
+        .await
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -10,7 +10,8 @@
 //!   and optionally the call's last recording (payload `{"to", "subject",
 //!   "body", "attach"}`).
 //!
-//! Delivery ([`drain`], run by [`run`] in the server): each due entry is
+//! Delivery ([`drain`], run by [`run`] in the server, through the shared
+//! outbox loop of [`crate::outbox`]): each due entry is
 //! composed from the store as it is now ([`compose`]) and handed to the
 //! relay. Accepted: the entry is done; in `forward` mode the message is then
 //! removed from its mailbox (done first, so a crash between the two leaves a
@@ -25,7 +26,9 @@
 //! [`Smtp`] is the real one (STARTTLS, implicit TLS or plain; optional AUTH).
 
 use crate::config::{EmailConfig, EmailSecurity};
-use crate::store::{OutboxItem, Result as StoreResult, Store, StoreError, now_ms};
+use crate::outbox::{self, Consumer, Policy, PrepareError};
+pub use crate::outbox::{Report, Verdict};
+use crate::store::{OutboxItem, Result as StoreResult, Store, StoreError};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox as Address, MultiPart, SinglePart};
 use std::sync::Arc;
@@ -103,28 +106,26 @@ pub fn fill_template(t: &str, vars: &[(&str, String)]) -> String {
     out.replace(['\r', '\n'], " ")
 }
 
-/// The wait before attempt `failures + 1`: `first`, doubling, at most `max`.
-pub fn backoff(cfg: &EmailConfig, failures: u32) -> Duration {
-    let factor = 1u32.checked_shl(failures.min(31)).unwrap_or(u32::MAX);
-    cfg.retry_first.saturating_mul(factor).min(cfg.retry_max)
+/// The retry policy of email entries.
+pub fn policy(cfg: &EmailConfig) -> Policy {
+    Policy {
+        // lettre bounds each SMTP step by `timeout`; the whole attempt gets a margin.
+        timeout: cfg.timeout + Duration::from_secs(5),
+        retry_first: cfg.retry_first,
+        retry_max: cfg.retry_max,
+        give_up_after: cfg.give_up_after,
+    }
 }
 
-/// What happens after a failed attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    RetryAt(i64),
-    GiveUp,
+/// The wait before attempt `failures + 1`: `first`, doubling, at most `max`.
+pub fn backoff(cfg: &EmailConfig, failures: u32) -> Duration {
+    policy(cfg).backoff(failures)
 }
 
 /// The decision after the attempt that failed at `now_ms` (the entry's
 /// `attempts` does not count it yet).
 pub fn after_failure(cfg: &EmailConfig, item: &OutboxItem, now_ms: i64) -> Verdict {
-    if let Some(g) = cfg.give_up_after
-        && now_ms.saturating_sub(item.created_ms) >= g.as_millis() as i64
-    {
-        return Verdict::GiveUp;
-    }
-    Verdict::RetryAt(now_ms.saturating_add(backoff(cfg, item.attempts).as_millis() as i64))
+    policy(cfg).after_failure(item, now_ms)
 }
 
 /// Everything [`compose`] needs besides the store and the entry.
@@ -153,21 +154,8 @@ pub struct Composed {
     pub forward: Option<String>,
 }
 
-/// Why an entry cannot be composed.
-#[derive(Debug)]
-pub enum ComposeError {
-    /// Never will be (the message is gone, the payload is not ours…): the
-    /// entry is finished without sending.
-    Obsolete(String),
-    /// Maybe later (the store cannot be read now): retried like a send failure.
-    Failed(String),
-}
-
-impl From<StoreError> for ComposeError {
-    fn from(e: StoreError) -> Self {
-        ComposeError::Failed(e.to_string())
-    }
-}
+/// Why an entry cannot be composed (see [`PrepareError`]).
+pub type ComposeError = PrepareError;
 
 fn wav() -> ContentType {
     ContentType::parse("audio/wav").expect("a valid literal media type")
@@ -422,28 +410,66 @@ impl Relay for Smtp {
     }
 }
 
-/// What one [`drain`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    pub sent: usize,
-    pub failed: usize,
-    pub given_up: usize,
-    pub obsolete: usize,
-    /// When the next pending entry is due (unix ms), if any.
-    pub next_due_ms: Option<i64>,
+/// The email consumer of the outbox.
+struct Mailer<'a, R> {
+    policy: Policy,
+    ctx: Context,
+    relay: &'a R,
 }
 
-async fn blocking<T: Send + 'static>(
-    store: &Store,
-    f: impl FnOnce(&Store) -> T + Send + 'static,
-) -> Option<T> {
-    let s = store.clone();
-    match tokio::task::spawn_blocking(move || f(&s)).await {
-        Ok(v) => Some(v),
-        Err(e) => {
-            tracing::error!(error = %e, "email: store work panicked");
-            None
+impl<R: Relay> Consumer for Mailer<'_, R> {
+    const KIND: &'static str = KIND;
+    const LABEL: &'static str = "email";
+    const ACCEPTED: &'static str = "accepted by the relay";
+    type Ctx = Context;
+    type Ready = Composed;
+    /// `forward` mode: the message to remove now that the relay has it.
+    type Done = Option<String>;
+
+    fn ctx(&self) -> &Context {
+        &self.ctx
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn prepare(ctx: &Context, store: &Store, item: &OutboxItem) -> Result<Composed, PrepareError> {
+        compose(store, ctx, item)
+    }
+
+    async fn deliver(&self, c: Composed) -> Result<Option<String>, String> {
+        let forward = c.forward;
+        match self.relay.send(c.email).await {
+            Ok(()) => Ok(forward),
+            Err(e) => Err(format!(
+                "{}{}",
+                if e.permanent { "refused: " } else { "" },
+                e.message
+            )),
         }
+    }
+
+    fn delivered(
+        _: &Context,
+        store: &Store,
+        item: &OutboxItem,
+        forward: Option<String>,
+    ) -> StoreResult<()> {
+        store.outbox_done(item.id)?;
+        // Done first: a crash before the removal leaves a duplicate, never a loss.
+        if let Some(mid) = forward {
+            match store.remove_message(&mid) {
+                Ok(m) => {
+                    tracing::info!(mailbox = %m.mailbox, message_id = %m.id, "email: forwarded message removed from the mailbox")
+                }
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "email: cannot remove a forwarded message (it stays)")
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -455,95 +481,12 @@ pub async fn drain<R: Relay>(
     relay: &R,
     now_ms: i64,
 ) -> StoreResult<Report> {
-    let mut report = Report::default();
-    let due = blocking(store, move |s| s.outbox_due(KIND, now_ms, 64))
-        .await
-        .unwrap_or_else(|| Ok(Vec::new()))?;
-    for item in due {
-        let (it, c) = (item.clone(), ctx.clone());
-        let composed = blocking(store, move |s| compose(s, &c, &it))
-            .await
-            .unwrap_or_else(|| Err(ComposeError::Failed("composing panicked".into())));
-        let outcome = match composed {
-            Ok(c) => {
-                let forward = c.forward;
-                match tokio::time::timeout(
-                    cfg.timeout + Duration::from_secs(5),
-                    relay.send(c.email),
-                )
-                .await
-                {
-                    Ok(Ok(())) => Ok(forward),
-                    Ok(Err(e)) => Err(format!(
-                        "{}{}",
-                        if e.permanent { "refused: " } else { "" },
-                        e.message
-                    )),
-                    Err(_) => Err("the relay did not answer in time".into()),
-                }
-            }
-            Err(ComposeError::Obsolete(why)) => {
-                tracing::warn!(entry = item.id, mailbox = ?item.mailbox, message_id = ?item.message_id, %why, "email: nothing to send; entry dropped");
-                blocking(store, move |s| s.outbox_done(item.id))
-                    .await
-                    .transpose()?;
-                report.obsolete += 1;
-                continue;
-            }
-            Err(ComposeError::Failed(why)) => Err(why),
-        };
-        match outcome {
-            Ok(forward) => {
-                let id = item.id;
-                blocking(store, move |s| s.outbox_done(id))
-                    .await
-                    .transpose()?;
-                report.sent += 1;
-                tracing::info!(entry = item.id, mailbox = ?item.mailbox, message_id = ?item.message_id, attempts = item.attempts + 1, "email: accepted by the relay");
-                if let Some(mid) = forward {
-                    match blocking(store, move |s| s.remove_message(&mid)).await {
-                        Some(Ok(m)) => {
-                            tracing::info!(mailbox = %m.mailbox, message_id = %m.id, "email: forwarded message removed from the mailbox")
-                        }
-                        Some(Err(StoreError::NotFound(_))) => {}
-                        Some(Err(e)) => {
-                            tracing::error!(error = %e, "email: cannot remove a forwarded message (it stays)")
-                        }
-                        None => {}
-                    }
-                }
-            }
-            Err(why) => {
-                let failed_at = crate::store::now_ms();
-                match after_failure(cfg, &item, failed_at) {
-                    Verdict::RetryAt(at) => {
-                        let (id, w) = (item.id, why.clone());
-                        blocking(store, move |s| s.outbox_retry(id, at, &w))
-                            .await
-                            .transpose()?;
-                        report.failed += 1;
-                        tracing::warn!(entry = item.id, mailbox = ?item.mailbox, message_id = ?item.message_id, attempts = item.attempts + 1, retry_in_ms = at - failed_at, error = %why, "email: not delivered; will retry");
-                    }
-                    Verdict::GiveUp => {
-                        let (id, w) = (item.id, why.clone());
-                        blocking(store, move |s| {
-                            s.outbox_retry(id, i64::MAX, &w)?;
-                            s.outbox_done(id)
-                        })
-                        .await
-                        .transpose()?;
-                        report.given_up += 1;
-                        tracing::error!(entry = item.id, mailbox = ?item.mailbox, message_id = ?item.message_id, attempts = item.attempts + 1, error = %why, "email: given up; the voicemail stays in its mailbox");
-                    }
-                }
-            }
-        }
-    }
-    report.next_due_ms = blocking(store, |s| s.outbox_due(KIND, i64::MAX, 1))
-        .await
-        .transpose()?
-        .and_then(|v| v.first().map(|i| i.next_attempt_ms));
-    Ok(report)
+    let m = Mailer {
+        policy: policy(cfg),
+        ctx: ctx.clone(),
+        relay,
+    };
+    outbox::drain(store, &m, now_ms).await
 }
 
 /// The mailer: drains the queue whenever something is due, a message is
@@ -556,35 +499,18 @@ pub async fn run<R: Relay>(
     relay: R,
     wake: Arc<tokio::sync::Notify>,
 ) {
-    let mut changes = store.subscribe();
-    loop {
-        let next = match drain(&store, &cfg, &ctx, &relay, now_ms()).await {
-            Ok(r) => r.next_due_ms,
-            Err(e) => {
-                tracing::error!(error = %e, "email: cannot read the queue");
-                Some(now_ms() + 5_000)
-            }
-        };
-        // Also look again every minute whatever happens (another process may queue).
-        let wait_ms = next.map_or(60_000, |t| (t - now_ms()).clamp(0, 60_000)) as u64;
-        if wait_ms == 0 {
-            continue;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
-            _ = wake.notified() => {}
-            r = changes.recv() => {
-                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
-                    return;
-                }
-            }
-        }
-    }
+    let m = Mailer {
+        policy: policy(&cfg),
+        ctx,
+        relay: &relay,
+    };
+    outbox::run(store, m, wake).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::now_ms;
     use crate::voicemail::tests::{add_message, temp_store};
     use crate::voicemail::{EmailMode, MailboxUpdate, create_mailbox};
     use mail_parser::MimeHeaders;
