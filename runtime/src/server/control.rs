@@ -268,7 +268,7 @@ mod tests {
                 file: "site.vfb".into(),
                 name: "site".into(),
                 serial,
-                sha256: "ab".repeat(32),
+                sha256: format!("{serial:064x}"),
             },
         )
     }
