@@ -2,35 +2,9 @@
 //! and the damage classes a server must refuse, each with its own message.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn vflow() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vflow"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vflow-bundle-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("vflow runs");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
-}
+mod common;
+use common::*;
 
 /// A key pair in `dir` named `name.key` / `name.pub`.
 fn keygen(dir: &Path, name: &str) -> PathBuf {

@@ -4,40 +4,9 @@
 //! (A server reloading under calls: e2e_reload.rs.)
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn vflow() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vflow"));
-    c.env("NO_COLOR", "1").env_remove("RUST_LOG");
-    c
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vflow-runbundle-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("vflow runs");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
-}
+mod common;
+use common::*;
 
 /// `examples/flows` built into `dir/examples.vfb`, signed by `dir/site.key`;
 /// also a second key pair `other` that did not sign it.

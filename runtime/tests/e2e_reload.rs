@@ -13,30 +13,11 @@
 //! passes, unless `CI` is set. A failing test keeps its directory.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 use common::*;
-
-fn vflow() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vflow"));
-    c.env("NO_COLOR", "1").env_remove("RUST_LOG");
-    c
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("vflow runs");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
-}
 
 /// One flow, `NAME`, at the start point `named "reload-test"`, playing the
 /// one-second e2e tone `seconds` times; built into `out` with `serial`.

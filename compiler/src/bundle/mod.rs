@@ -288,18 +288,23 @@ impl Bundle {
                 .collect(),
         };
         let body = postcard::to_stdvec(&body).expect("postcard encodes to a Vec without failing");
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(&body);
-        let signature = key.sign(&out);
-        out.extend_from_slice(&SIGNATURE_MAGIC);
-        out.extend_from_slice(&key.public().to_bytes());
-        out.extend_from_slice(&signature);
-        out
+        frame_and_sign(&body, key)
     }
+}
+
+/// Header, `body`, and the signature trailer over both.
+fn frame_and_sign(body: &[u8], key: &SecretKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(body);
+    let signature = key.sign(&out);
+    out.extend_from_slice(&SIGNATURE_MAGIC);
+    out.extend_from_slice(&key.public().to_bytes());
+    out.extend_from_slice(&signature);
+    out
 }
 
 fn start_points(program: &ir::Program) -> Vec<StartPoint> {

@@ -134,18 +134,7 @@ fn each_damage_class_has_its_own_error() {
 /// A bundle whose content is properly signed but wrong inside: what a buggy
 /// or hostile build tool holding the key could produce.
 fn signed_body(body: &Body, k: &SecretKey) -> Vec<u8> {
-    let body = postcard::to_stdvec(body).unwrap();
-    let mut out = Vec::new();
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&body);
-    let sig = k.sign(&out);
-    out.extend_from_slice(&SIGNATURE_MAGIC);
-    out.extend_from_slice(&k.public().to_bytes());
-    out.extend_from_slice(&sig);
-    out
+    frame_and_sign(&postcard::to_stdvec(body).unwrap(), k)
 }
 
 fn body_of(b: &Bundle) -> Body {
@@ -198,16 +187,7 @@ fn signed_but_inconsistent_content_is_still_refused() {
     assert!(matches!(e, BundleError::Manifest(_)), "{e}");
 
     // Not postcard at all.
-    let mut bytes = signed_body(&body_of(&b), &k);
-    let garbage = vec![0xff; 40];
-    bytes.splice(HEADER_LEN.., garbage.clone());
-    bytes.truncate(HEADER_LEN);
-    bytes[12..20].copy_from_slice(&(garbage.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&garbage);
-    let sig = k.sign(&bytes);
-    bytes.extend_from_slice(&SIGNATURE_MAGIC);
-    bytes.extend_from_slice(&k.public().to_bytes());
-    bytes.extend_from_slice(&sig);
+    let bytes = frame_and_sign(&[0xff; 40], &k);
     let e = load(&bytes, &t, &lim).unwrap_err();
     assert!(matches!(e, BundleError::Decode(_)), "{e}");
 }

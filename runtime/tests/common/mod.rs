@@ -1,5 +1,6 @@
-//! Helpers shared by the end-to-end tests (e2e_sipp.rs, e2e_mail.rs): where
-//! the repository is, loud skips, and blocks of free loopback ports.
+//! Helpers shared by the integration tests: the `vflow` binary, where the
+//! repository is, scratch directories, loud skips, and blocks of free
+//! loopback ports.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -7,7 +8,7 @@
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub fn repo() -> PathBuf {
@@ -15,6 +16,35 @@ pub fn repo() -> PathBuf {
         .join("..")
         .canonicalize()
         .expect("the repository root exists")
+}
+
+/// The `vflow` binary under test, without colour or a RUST_LOG from outside.
+pub fn vflow() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vflow"));
+    c.env("NO_COLOR", "1").env_remove("RUST_LOG");
+    c
+}
+
+/// Runs a command to its end: (exit code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("the command runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// A fresh, empty scratch directory for one test, unique per process.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vflow-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("a scratch directory");
+    d
 }
 
 /// A sipp scenario under tests/sipp/.
