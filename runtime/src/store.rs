@@ -964,6 +964,25 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a message in a `forward` mailbox may go now: its voicemail
+    /// email (mode `forward`) was accepted and no other outbox entry still
+    /// needs it (a flow's `email attach` of it, say).
+    pub fn forwarded_and_unreferenced(&self, message_id: &str) -> Result<bool> {
+        let db = self.db();
+        let forwarded: bool = db.query_row(
+            "SELECT EXISTS(SELECT 1 FROM outbox WHERE kind = 'email' AND message_id = ?1
+                 AND done_ms IS NOT NULL AND json_extract(payload, '$.mode') = 'forward')",
+            [message_id],
+            |r| r.get(0),
+        )?;
+        let pending: bool = db.query_row(
+            "SELECT EXISTS(SELECT 1 FROM outbox WHERE message_id = ?1 AND done_ms IS NULL)",
+            [message_id],
+            |r| r.get(0),
+        )?;
+        Ok(forwarded && !pending)
+    }
+
     /// Records a failed attempt and when to try again.
     pub fn outbox_retry(&self, id: i64, next_attempt_ms: i64, error: &str) -> Result<()> {
         self.db().execute(

@@ -458,15 +458,24 @@ impl<R: Relay> Consumer for Mailer<'_, R> {
     ) -> StoreResult<()> {
         store.outbox_done(item.id)?;
         // Done first: a crash before the removal leaves a duplicate, never a loss.
-        if let Some(mid) = forward {
-            match store.remove_message(&mid) {
-                Ok(m) => {
-                    tracing::info!(mailbox = %m.mailbox, message_id = %m.id, "email: forwarded message removed from the mailbox")
-                }
-                Err(StoreError::NotFound(_)) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "email: cannot remove a forwarded message (it stays)")
-                }
+        // A forwarded message goes once nothing queued still needs its audio:
+        // after its forward email, or after the last email that attaches it.
+        let Some(mid) = item.message_id.clone() else {
+            return Ok(());
+        };
+        if !store.forwarded_and_unreferenced(&mid)? {
+            if forward.is_some() {
+                tracing::info!(message_id = %mid, "email: forwarded message kept until the other emails queued for it are sent");
+            }
+            return Ok(());
+        }
+        match store.remove_message(&mid) {
+            Ok(m) => {
+                tracing::info!(mailbox = %m.mailbox, message_id = %m.id, "email: forwarded message removed from the mailbox")
+            }
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "email: cannot remove a forwarded message (it stays)")
             }
         }
         Ok(())
@@ -681,6 +690,39 @@ mod tests {
         let mail = parse(&bytes);
         assert_eq!(mail.attachment_count(), 0);
         assert!(mail.body_text(0).unwrap().contains("Call your voicemail"));
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_message_stays_until_a_flow_email_attaching_it_is_sent() {
+        let (store, _) = temp_store("mail-forward-attach");
+        mailbox_with(&store, EmailMode::Forward);
+        let m = add_message(&store, "201", 1_790_000_000_000);
+        let rel = store
+            .message_path("201", &m.id)
+            .strip_prefix(store.root())
+            .unwrap()
+            .display()
+            .to_string();
+        queue_flow_email(
+            &store,
+            "boss@example.com",
+            "copy",
+            "attached",
+            Some((&rel, Some(&m.id))),
+        )
+        .unwrap();
+        let relay = Fake::default();
+        let r = drain(&store, &cfg(), &ctx(), &relay, i64::MAX / 2)
+            .await
+            .unwrap();
+        // Both emails carry the audio; only then is the message gone.
+        assert_eq!(r.sent, 2);
+        let taken = relay.taken.lock().unwrap();
+        for raw in taken.iter() {
+            assert!(parse(raw).attachment(0).is_some());
+        }
+        assert!(store.message(&m.id).unwrap().is_none());
+        assert!(!store.message_path("201", &m.id).exists());
     }
 
     #[tokio::test]
