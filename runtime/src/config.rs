@@ -800,10 +800,44 @@ pub struct ClusterConfig {
     /// Central only: where the SMTP ingress for forwarded messages listens
     /// (implicit TLS, client certificates required).
     pub smtp_listen: Option<SocketAddr>,
+    /// This node's control API (HTTP over mutual TLS): bundles, settings,
+    /// status. Without it the node has no control API.
+    pub control_listen: Option<SocketAddr>,
     /// The other nodes this one talks to or accepts.
     pub peers: Vec<PeerConfig>,
     pub ingress: IngressConfig,
     pub forward: ForwardConfig,
+    pub control: ControlConfig,
+}
+
+/// How nodes talk over the control API.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlConfig {
+    /// Backup and distributed: how often the central's status is asked (a
+    /// newer bundle or changed settings are then pulled).
+    #[serde(with = "duration_text")]
+    pub pull_every: Duration,
+    /// The longest one request to another node may take.
+    #[serde(with = "duration_text")]
+    pub timeout: Duration,
+    /// Central: the wait after a failed push to a node; it doubles after
+    /// each failure, up to `retry_max`.
+    #[serde(with = "duration_text")]
+    pub retry_first: Duration,
+    #[serde(with = "duration_text")]
+    pub retry_max: Duration,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            pull_every: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            retry_first: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -826,6 +860,10 @@ pub struct PeerConfig {
     /// The central's SMTP ingress, `host:port`.
     #[serde(default)]
     pub smtp: Option<String>,
+    /// The peer's control API, `host:port`: the central pushes bundles
+    /// there; a node pulls from the central's.
+    #[serde(default)]
+    pub control: Option<String>,
 }
 
 /// The central's SMTP ingress limits.
@@ -864,9 +902,11 @@ impl Default for ClusterConfig {
             name: None,
             tls: None,
             smtp_listen: None,
+            control_listen: None,
             peers: Vec::new(),
             ingress: IngressConfig::default(),
             forward: ForwardConfig::default(),
+            control: ControlConfig::default(),
         }
     }
 }
@@ -963,6 +1003,11 @@ impl Config {
                 && let Err(why) = crate::cluster::check_host_port(a)
             {
                 return Err(peer_err(p, format!("peer `{}`: smtp {why}", p.name)));
+            }
+            if let Some(a) = &p.control
+                && let Err(why) = crate::cluster::check_host_port(a)
+            {
+                return Err(peer_err(p, format!("peer `{}`: control {why}", p.name)));
             }
         }
         let centrals: Vec<&PeerConfig> = c
@@ -1063,6 +1108,44 @@ impl Config {
         if f.retry_first.is_zero() || f.retry_max < f.retry_first {
             return Err(err(
                 "cluster.forward.retry_max",
+                "retry_first must be above 0s and retry_max at least retry_first".into(),
+            ));
+        }
+        let k = &c.control;
+        if k.pull_every.is_zero() {
+            return Err(err(
+                "cluster.control.pull_every",
+                "must be longer than 0s".into(),
+            ));
+        }
+        if k.timeout.is_zero() {
+            return Err(err(
+                "cluster.control.timeout",
+                "must be longer than 0s".into(),
+            ));
+        }
+        if k.retry_first.is_zero() || k.retry_max < k.retry_first {
+            return Err(err(
+                "cluster.control.retry_max",
+                "retry_first must be above 0s and retry_max at least retry_first".into(),
+            ));
+        }
+        let k = &c.control;
+        if k.pull_every.is_zero() {
+            return Err(err(
+                "cluster.control.pull_every",
+                "must be longer than 0s".into(),
+            ));
+        }
+        if k.timeout.is_zero() {
+            return Err(err(
+                "cluster.control.timeout",
+                "must be longer than 0s".into(),
+            ));
+        }
+        if k.retry_first.is_zero() || k.retry_max < k.retry_first {
+            return Err(err(
+                "cluster.control.retry_max",
                 "retry_first must be above 0s and retry_max at least retry_first".into(),
             ));
         }
@@ -1381,6 +1464,56 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("mwi"), "{e}");
+    }
+
+    #[test]
+    fn cluster_control_keys() {
+        let dir = crate::cluster::pki::tests::cluster("config-control", &["site-1", "central"]);
+        let tls = format!(
+            "  tls:\n    ca: {d}/ca.crt\n    cert: {d}/site-1.crt\n    key: {d}/site-1.key\n",
+            d = dir.display()
+        );
+        let with = |peer_control: &str, control: &str| {
+            format!(
+                "node:\n  name: site-1\ncluster:\n  role: distributed\n{tls}  control_listen: 127.0.0.1:7444\n  peers:\n    - name: central\n      role: central\n      smtp: 127.0.0.1:2525\n      control: {peer_control}\n{control}"
+            )
+        };
+        let c = Config::parse(
+            "site.yaml",
+            &with("127.0.0.1:7443", "  control:\n    pull_every: 2s\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.cluster.control_listen,
+            Some("127.0.0.1:7444".parse().unwrap())
+        );
+        assert_eq!(
+            c.cluster.central().and_then(|p| p.control.as_deref()),
+            Some("127.0.0.1:7443")
+        );
+        assert_eq!(c.cluster.control.pull_every, Duration::from_secs(2));
+        assert_eq!(c.cluster.control.timeout, Duration::from_secs(10));
+        let e = Config::parse("site.yaml", &with("127.0.0.1", "")).unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (Some(11), "cluster.peers"), "{e}");
+        assert!(e.message.contains("control"), "{e}");
+        let e = Config::parse(
+            "site.yaml",
+            &with("127.0.0.1:7443", "  control:\n    pull_every: 0s\n"),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "cluster.control.pull_every", "{e}");
+        let e = Config::parse(
+            "site.yaml",
+            &with("127.0.0.1:7443", "  control:\n    pull: 5s\n"),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "cluster.control.pull", "{e}");
+        let e = Config::parse("site.yaml", "cluster:\n  control_listen: nowhere\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (Some(2), "cluster.control_listen"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `vflow cluster`: cluster administration. For now `init`: the cluster CA
-//! and node certificates for mutual TLS between nodes.
+//! `vflow cluster`: cluster administration: `init` (the cluster CA, node
+//! certificates and operator identities) and `status` (every node, asked
+//! through a node's control API; see cli/deploy.rs).
 
 use crate::cluster::pki::{self, NodeSpec};
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ pub struct ClusterArgs {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ClusterCommand {
-    /// Create the cluster CA and a certificate and key for each node.
+    /// Create the cluster CA and a certificate and key for each node (and operator).
     ///
     /// Writes DIR/ca.crt and DIR/ca.key (the CA), and DIR/NAME.crt and
     /// DIR/NAME.key for every --node. Each node needs ca.crt, its own .crt
@@ -28,6 +29,16 @@ pub enum ClusterCommand {
     ///
     /// Example: vflow cluster init --out var/cluster/pki --node central --node backup --node site-1=10.0.0.5,site1.example.org
     Init(InitArgs),
+    /// Show every node of the cluster: role, state, bundle serial, outbox, last sync.
+    ///
+    /// Asks the node at --to (usually the central), which reports itself and
+    /// asks each peer with a `control` address; a peer that does not answer
+    /// is shown `unreachable` with the reason. State: active, standby (a
+    /// backup while the central runs) or unreachable. Needs an operator
+    /// identity (`vflow cluster init --admin NAME`).
+    ///
+    /// Example: vflow cluster status --to 127.0.0.1:7443 --cert pki/ops.crt --key pki/ops.key --ca pki/ca.crt
+    Status(super::deploy::StatusArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -40,6 +51,12 @@ pub struct InitArgs {
     /// NAME=host,host,... (default: 127.0.0.1,localhost). Repeat for each node.
     #[arg(long = "node", value_name = "NAME[=HOST,...]", value_parser = NodeSpec::parse)]
     pub nodes: Vec<NodeSpec>,
+    /// An operator identity NAME: DIR/NAME.crt and DIR/NAME.key, a client
+    /// certificate marked as an operator's, which the nodes' control APIs
+    /// accept for `vflow deploy` and `vflow cluster status` only (never as a
+    /// node). Repeat for each operator.
+    #[arg(long = "admin", value_name = "NAME", value_parser = NodeSpec::parse_admin)]
+    pub admins: Vec<NodeSpec>,
     /// How long node certificates are valid, in days (the CA: 10 years).
     #[arg(long, default_value_t = 825, value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub days: u32,
@@ -51,11 +68,13 @@ pub struct InitArgs {
 pub fn run(args: ClusterArgs) -> ExitCode {
     match args.command {
         ClusterCommand::Init(a) => init(a),
+        ClusterCommand::Status(a) => super::deploy::status(a),
     }
 }
 
 fn init(a: InitArgs) -> ExitCode {
-    match pki::init(&a.out, &a.nodes, a.days, a.force) {
+    let all: Vec<NodeSpec> = a.nodes.iter().chain(&a.admins).cloned().collect();
+    match pki::init(&a.out, &all, a.days, a.force) {
         Ok(w) => {
             if w.new_ca {
                 println!("new cluster CA in {}", a.out.display());
@@ -64,6 +83,11 @@ fn init(a: InitArgs) -> ExitCode {
             }
             for f in &w.files {
                 println!("  wrote {}", f.display());
+            }
+            if !a.admins.is_empty() {
+                println!(
+                    "give NAME.crt, NAME.key and ca.crt of an --admin to `vflow deploy` and `vflow cluster status` (--cert, --key, --ca)"
+                );
             }
             if !a.nodes.is_empty() {
                 println!(

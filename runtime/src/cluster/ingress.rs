@@ -331,6 +331,7 @@ mod tests {
             name: "site-1".into(),
             role: PeerRole::Distributed,
             smtp: None,
+            control: None,
         }]
     }
 

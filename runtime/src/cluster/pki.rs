@@ -32,7 +32,14 @@ pub const CA_NAME: &str = "vflow cluster CA";
 pub struct NodeSpec {
     pub name: String,
     pub hosts: Vec<String>,
+    /// An operator identity (`--admin`), not a node: client authentication
+    /// only, marked by [`ADMIN_OU`], accepted by the control API for deploy
+    /// and status and by nothing else.
+    pub admin: bool,
 }
+
+/// The subject organizational unit that marks an operator certificate.
+pub const ADMIN_OU: &str = "vflow-admin";
 
 impl NodeSpec {
     /// `NAME` or `NAME=host,host…`; without hosts: 127.0.0.1 and localhost.
@@ -63,6 +70,18 @@ impl NodeSpec {
         Ok(NodeSpec {
             name: name.to_string(),
             hosts,
+            admin: false,
+        })
+    }
+
+    /// An operator identity `NAME` (no hosts: it is never a server).
+    pub fn parse_admin(s: &str) -> Result<NodeSpec, String> {
+        let name = s.trim();
+        super::check_node_name(name).map_err(|why| format!("admin `{name}`: {why}"))?;
+        Ok(NodeSpec {
+            name: name.to_string(),
+            hosts: Vec::new(),
+            admin: true,
         })
     }
 }
@@ -181,6 +200,9 @@ fn node_params(n: &NodeSpec, days: u32) -> Result<CertificateParams, String> {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, n.name.as_str());
     dn.push(DnType::OrganizationName, "vflow");
+    if n.admin {
+        dn.push(DnType::OrganizationalUnitName, ADMIN_OU);
+    }
     p.distinguished_name = dn;
     let dns = |s: &str| {
         s.to_string()
@@ -201,10 +223,15 @@ fn node_params(n: &NodeSpec, days: u32) -> Result<CertificateParams, String> {
     p.subject_alt_names = sans;
     p.is_ca = IsCa::ExplicitNoCa;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    // An operator only ever connects; a node is server and client.
+    p.extended_key_usages = if n.admin {
+        vec![ExtendedKeyUsagePurpose::ClientAuth]
+    } else {
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ]
+    };
     p.use_authority_key_identifier_extension = true;
     validity(&mut p, days);
     Ok(p)
@@ -248,6 +275,39 @@ pub(crate) mod tests {
         let specs: Vec<NodeSpec> = nodes.iter().map(|n| NodeSpec::parse(n).unwrap()).collect();
         init(&d, &specs, 30, false).unwrap();
         d
+    }
+
+    #[test]
+    fn admin_certificates_are_marked_and_client_only() {
+        let d = cluster("admin", &["central"]);
+        init(&d, &[NodeSpec::parse_admin("ops").unwrap()], 30, false).unwrap();
+        let der = |n: &str| {
+            use rustls::pki_types::{CertificateDer, pem::PemObject};
+            CertificateDer::from_pem_slice(&fs::read(d.join(format!("{n}.crt"))).unwrap()).unwrap()
+        };
+        assert!(crate::cluster::tls::is_admin(&der("ops")));
+        assert!(!crate::cluster::tls::is_admin(&der("central")));
+        let admin = crate::cluster::tls::NodeTls::load_admin(
+            &d.join("ca.crt"),
+            &d.join("ops.crt"),
+            &d.join("ops.key"),
+        )
+        .unwrap();
+        assert_eq!(admin.name, "ops");
+        // A node certificate is not an operator identity, and vice versa.
+        let e = crate::cluster::tls::NodeTls::load_admin(
+            &d.join("ca.crt"),
+            &d.join("central.crt"),
+            &d.join("central.key"),
+        )
+        .unwrap_err();
+        assert!(e.contains("--admin"), "{e}");
+        let tls = crate::config::ClusterTlsConfig {
+            ca: d.join("ca.crt"),
+            cert: d.join("ops.crt"),
+            key: d.join("ops.key"),
+        };
+        assert!(crate::cluster::tls::NodeTls::load(&tls, "ops").is_err());
     }
 
     #[test]

@@ -125,11 +125,70 @@ impl NodeTls {
         }
         rustls::sign::CertifiedKey::from_der(vec![cert.clone()], key.clone_key(), &provider())
             .map_err(|e| ("key", format!("does not belong to the certificate ({e})")))?;
+        if is_admin(&cert) {
+            return Err((
+                "cert",
+                "is an operator (`--admin`) certificate, not a node's".to_string(),
+            ));
+        }
         Ok(NodeTls {
             name: node.to_string(),
             roots,
             cert,
             key,
+        })
+    }
+
+    /// An operator identity (`vflow cluster init --admin NAME`) for the
+    /// control API's client side: the certificate must chain to `ca`, carry
+    /// the operator mark and match `key`. Its name is its CN. Errors name the
+    /// file at fault.
+    pub fn load_admin(
+        ca: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Result<NodeTls, String> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))
+        };
+        let (ca_pem, cert_pem, key_pem) = (read(ca)?, read(cert)?, read(key)?);
+        let at = |p: &std::path::Path, why: String| format!("`{}`: {why}", p.display());
+        let ca_der = CertificateDer::from_pem_slice(&ca_pem)
+            .map_err(|e| at(ca, format!("is not a PEM certificate ({e})")))?;
+        let cert_der = CertificateDer::from_pem_slice(&cert_pem)
+            .map_err(|e| at(cert, format!("is not a PEM certificate ({e})")))?;
+        let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|e| at(key, format!("is not a PEM private key ({e})")))?;
+        if !is_admin(&cert_der) {
+            return Err(at(
+                cert,
+                "is not an operator certificate; make one with `vflow cluster init --out DIR --admin NAME`".into(),
+            ));
+        }
+        let name =
+            common_name(&cert_der).ok_or_else(|| at(cert, "has no subject common name".into()))?;
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(ca_der)
+            .map_err(|e| at(ca, format!("is not a CA certificate ({e})")))?;
+        let roots = Arc::new(roots);
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+            .build()
+            .map_err(|e| at(ca, format!("cannot be used as a trust anchor ({e})")))?;
+        verifier
+            .verify_client_cert(&cert_der, &[], UnixTime::now())
+            .map_err(|e| at(cert, format!("is not a certificate of this CA ({e})")))?;
+        rustls::sign::CertifiedKey::from_der(
+            vec![cert_der.clone()],
+            key_der.clone_key(),
+            &provider(),
+        )
+        .map_err(|e| at(key, format!("does not belong to the certificate ({e})")))?;
+        Ok(NodeTls {
+            name,
+            roots,
+            cert: cert_der,
+            key: key_der,
         })
     }
 
@@ -174,6 +233,8 @@ pub enum Refusal {
     UnknownPeer(String),
     /// A configured peer whose role may not use this service.
     RoleNotAllowed(String, PeerRole),
+    /// An operator certificate: never a node.
+    Operator(String),
 }
 
 impl std::fmt::Display for Refusal {
@@ -187,6 +248,9 @@ impl std::fmt::Display for Refusal {
             Refusal::UnknownPeer(n) => write!(f, "node `{n}` is not a configured peer"),
             Refusal::RoleNotAllowed(n, r) => {
                 write!(f, "peer `{n}` ({r:?}) may not use this service")
+            }
+            Refusal::Operator(n) => {
+                write!(f, "`{n}` holds an operator certificate, not a node's")
             }
         }
     }
@@ -205,6 +269,9 @@ pub fn identify<'a>(
         .and_then(|c| c.first())
         .ok_or(Refusal::NoCertificate)?;
     let name = common_name(cert).ok_or(Refusal::NoName)?;
+    if is_admin(cert) {
+        return Err(Refusal::Operator(name));
+    }
     let parsed = rustls::server::ParsedCertificate::try_from(cert).map_err(|_| Refusal::NoName)?;
     let dns =
         ServerName::try_from(name.clone()).map_err(|_| Refusal::NameMismatch(name.clone()))?;
@@ -251,8 +318,22 @@ const OID: u8 = 0x06;
 /// id-at-commonName, 2.5.4.3.
 const CN_OID: &[u8] = &[0x55, 0x04, 0x03];
 
+/// id-at-organizationalUnitName, 2.5.4.11.
+const OU_OID: &[u8] = &[0x55, 0x04, 0x0b];
+
 /// The subject common name of an X.509 certificate (the last CN if several).
 pub fn common_name(cert: &[u8]) -> Option<String> {
+    subject_attribute(cert, CN_OID)
+}
+
+/// Whether a certificate is an operator identity (`cluster init --admin`):
+/// its subject's organizational unit is [`super::pki::ADMIN_OU`].
+pub fn is_admin(cert: &[u8]) -> bool {
+    subject_attribute(cert, OU_OID).as_deref() == Some(super::pki::ADMIN_OU)
+}
+
+/// A string attribute of a certificate's subject (the last if several).
+fn subject_attribute(cert: &[u8], wanted: &[u8]) -> Option<String> {
     let (tag, certificate, _) = tlv(cert)?;
     if tag != SEQUENCE {
         return None;
@@ -288,7 +369,7 @@ pub fn common_name(cert: &[u8]) -> Option<String> {
                 return None;
             }
             let (tag, oid, value) = tlv(atv)?;
-            if tag == OID && oid == CN_OID {
+            if tag == OID && oid == wanted {
                 let (vtag, v, _) = tlv(value)?;
                 // UTF8String, PrintableString, IA5String, TeletexString (as Latin-1 ASCII).
                 if matches!(vtag, 0x0c | 0x13 | 0x16 | 0x14) {
@@ -334,11 +415,13 @@ pub(crate) mod tests {
                 name: "site-1".into(),
                 role: PeerRole::Distributed,
                 smtp: None,
+                control: None,
             },
             PeerConfig {
                 name: "backup".into(),
                 role: PeerRole::Backup,
                 smtp: None,
+                control: None,
             },
         ]
     }
