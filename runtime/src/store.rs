@@ -1125,6 +1125,320 @@ impl RecordingFile {
     }
 }
 
+// ---- cluster settings sync ---------------------------------------------------
+
+/// A mailbox's settings as the central holds them, PIN hash included; never
+/// its lockout counters, which stay per node.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncedMailbox {
+    pub id: String,
+    pub name: String,
+    pub pin_hash: Option<String>,
+    pub email: String,
+    pub email_mode: String,
+    pub mwi: String,
+    pub max_messages: Option<u32>,
+    pub max_message_ms: Option<u64>,
+}
+
+impl fmt::Debug for SyncedMailbox {
+    // Never print the hash.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncedMailbox")
+            .field("id", &self.id)
+            .field("has_pin", &self.pin_hash.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An active greeting with its audio (the WAV file, byte for byte).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncedGreeting {
+    pub mailbox: String,
+    pub kind: String,
+    pub id: String,
+    pub duration_ms: u64,
+    pub recorded_ms: i64,
+    pub wav: Vec<u8>,
+}
+
+/// What the central sends to the other nodes: every mailbox's settings, its
+/// active greetings, and the user variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Settings {
+    pub mailboxes: Vec<SyncedMailbox>,
+    pub greetings: Vec<SyncedGreeting>,
+    pub user_vars: Vec<(String, String)>,
+}
+
+/// What [`Store::apply_settings`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsApplied {
+    pub mailboxes_created: usize,
+    pub mailboxes_updated: usize,
+    pub greetings_installed: usize,
+    pub user_vars_set: usize,
+}
+
+const GREETING_KINDS: [&str; 4] = ["unavailable", "busy", "name", "temporary"];
+
+impl Store {
+    /// The settings a central sends: mailboxes in id order, their active
+    /// greetings with audio, user variables by name.
+    pub fn settings(&self) -> Result<Settings> {
+        let (mailboxes, greetings, user_vars) = {
+            let db = self.db();
+            let mailboxes = db
+                .prepare(
+                    "SELECT id, name, pin_hash, email, email_mode, mwi, max_messages, max_message_ms
+                     FROM mailboxes ORDER BY id",
+                )?
+                .query_map([], |r| {
+                    Ok(SyncedMailbox {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        pin_hash: r.get(2)?,
+                        email: r.get(3)?,
+                        email_mode: r.get(4)?,
+                        mwi: r.get(5)?,
+                        max_messages: r.get::<_, Option<i64>>(6)?.map(|n| n as u32),
+                        max_message_ms: r.get::<_, Option<i64>>(7)?.map(|n| n as u64),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let greetings = db
+                .prepare(
+                    "SELECT mailbox, kind, id, active, duration_ms, recorded_ms FROM greetings
+                     WHERE active = 1 ORDER BY mailbox, kind",
+                )?
+                .query_map([], greeting_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let vars = db
+                .prepare("SELECT name, value FROM user_vars ORDER BY name")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            (mailboxes, greetings, vars)
+        };
+        let mut synced = Vec::with_capacity(greetings.len());
+        for g in greetings {
+            let path = self.greeting_path(&g.mailbox, &g.kind, &g.id);
+            let wav = fs::read(&path)
+                .map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display())))?;
+            synced.push(SyncedGreeting {
+                mailbox: g.mailbox,
+                kind: g.kind,
+                id: g.id,
+                duration_ms: g.duration_ms,
+                recorded_ms: g.recorded_ms,
+                wav,
+            });
+        }
+        Ok(Settings {
+            mailboxes,
+            greetings: synced,
+            user_vars,
+        })
+    }
+
+    /// Makes this node's settings what the central sent: mailboxes missing
+    /// here are created, present ones get the central's settings (a changed
+    /// PIN hash also clears this node's lockout, as `mailbox set --pin`
+    /// does), each kind of active greeting becomes the central's (or none),
+    /// user variables are set. Mailboxes only this node has are kept (they
+    /// may hold messages not yet forwarded). Greeting audio is written first
+    /// (temporary file, fsync, rename, directory fsync), then every row in
+    /// one transaction; replaced greeting files are removed after it commits.
+    pub fn apply_settings(&self, s: &Settings) -> Result<SettingsApplied> {
+        for m in &s.mailboxes {
+            if !Store::valid_name(&m.id) {
+                return Err(StoreError::Invalid(format!(
+                    "`{}` is not a mailbox id",
+                    m.id
+                )));
+            }
+            if !matches!(
+                m.email_mode.as_str(),
+                "off" | "notify" | "attach" | "forward"
+            ) {
+                return Err(StoreError::Invalid(format!(
+                    "mailbox `{}`: unknown email mode `{}`",
+                    m.id, m.email_mode
+                )));
+            }
+        }
+        for g in &s.greetings {
+            if !Store::valid_name(&g.mailbox)
+                || !Store::valid_name(&g.id)
+                || !GREETING_KINDS.contains(&g.kind.as_str())
+                || !s.mailboxes.iter().any(|m| m.id == g.mailbox)
+            {
+                return Err(StoreError::Invalid(format!(
+                    "greeting `{}` `{}` of `{}` does not name a synced mailbox, kind and id",
+                    g.id, g.kind, g.mailbox
+                )));
+            }
+        }
+        // Audio first: a row never points at a missing file.
+        let mut written = Vec::new();
+        for g in &s.greetings {
+            let dest = self.greeting_path(&g.mailbox, &g.kind, &g.id);
+            if dest.exists() {
+                continue;
+            }
+            if let Err(e) = self.write_durably(&dest, &g.wav) {
+                for p in &written {
+                    let _ = fs::remove_file(p);
+                }
+                return Err(e.into());
+            }
+            written.push(dest);
+        }
+        let result = (|| -> Result<(SettingsApplied, Vec<PathBuf>)> {
+            let mut report = SettingsApplied::default();
+            let mut replaced = Vec::new();
+            let mut db = self.db();
+            let tx = db.transaction()?;
+            for m in &s.mailboxes {
+                let old: Option<Option<String>> = tx
+                    .query_row(
+                        "SELECT pin_hash FROM mailboxes WHERE id = ?1",
+                        [&m.id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match &old {
+                    None => {
+                        tx.execute(
+                            "INSERT INTO mailboxes (id, created_ms) VALUES (?1, ?2)",
+                            params![m.id, now_ms()],
+                        )?;
+                        report.mailboxes_created += 1;
+                    }
+                    Some(_) => report.mailboxes_updated += 1,
+                }
+                tx.execute(
+                    "UPDATE mailboxes SET name = ?2, pin_hash = ?3, email = ?4, email_mode = ?5,
+                     mwi = ?6, max_messages = ?7, max_message_ms = ?8 WHERE id = ?1",
+                    params![
+                        m.id,
+                        m.name,
+                        m.pin_hash,
+                        m.email,
+                        m.email_mode,
+                        m.mwi,
+                        m.max_messages.map(i64::from),
+                        m.max_message_ms.map(|v| v as i64)
+                    ],
+                )?;
+                if let Some(old) = old
+                    && old != m.pin_hash
+                {
+                    tx.execute(
+                        "UPDATE mailboxes SET failed_pins = 0, locked_until_ms = NULL WHERE id = ?1",
+                        [&m.id],
+                    )?;
+                }
+                for kind in GREETING_KINDS {
+                    let want = s
+                        .greetings
+                        .iter()
+                        .find(|g| g.mailbox == m.id && g.kind == kind);
+                    let have: Option<String> = tx
+                        .query_row(
+                            "SELECT id FROM greetings WHERE mailbox = ?1 AND kind = ?2 AND active = 1",
+                            [&m.id, kind],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if have.as_deref() == want.map(|g| g.id.as_str()) {
+                        continue;
+                    }
+                    if let Some(h) = have {
+                        tx.execute(
+                            "DELETE FROM greetings WHERE mailbox = ?1 AND kind = ?2 AND id = ?3",
+                            params![m.id, kind, h],
+                        )?;
+                        replaced.push(self.greeting_path(&m.id, kind, &h));
+                    }
+                    if let Some(g) = want {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO greetings (mailbox, kind, id, active, duration_ms, recorded_ms)
+                             VALUES (?1, ?2, ?3, 1, ?4, ?5)",
+                            params![g.mailbox, g.kind, g.id, g.duration_ms as i64, g.recorded_ms],
+                        )?;
+                        report.greetings_installed += 1;
+                    }
+                }
+            }
+            for (name, value) in &s.user_vars {
+                let n = tx.execute(
+                    "INSERT INTO user_vars (name, value) VALUES (?1, ?2)
+                     ON CONFLICT(name) DO UPDATE SET value = excluded.value WHERE value <> excluded.value",
+                    [name, value],
+                )?;
+                report.user_vars_set += n;
+            }
+            tx.commit()?;
+            Ok((report, replaced))
+        })();
+        match result {
+            Ok((report, replaced)) => {
+                for p in replaced {
+                    let _ = fs::remove_file(p);
+                }
+                for m in &s.mailboxes {
+                    self.changed(&m.id);
+                }
+                Ok(report)
+            }
+            Err(e) => {
+                for p in &written {
+                    let _ = fs::remove_file(p);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Pending outbox entries by kind (`email`, `forward`).
+    pub fn outbox_depth(&self) -> Result<Vec<(String, u64)>> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT kind, COUNT(*) FROM outbox WHERE done_ms IS NULL GROUP BY kind ORDER BY kind",
+        )?;
+        Ok(st
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Writes a file under the store as messages are: a temporary file in
+    /// `tmp/`, fsync, rename into place, directory fsync.
+    fn write_durably(&self, dest: &Path, bytes: &[u8]) -> io::Result<()> {
+        let dir = dest
+            .parent()
+            .ok_or_else(|| io::Error::other("no directory"))?;
+        fs::create_dir_all(dir)?;
+        if let Some(up) = dir.parent() {
+            sync_dir(up)?;
+        }
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("sync-{}.part", uuid::Uuid::new_v4()));
+        let r = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, dest)?;
+            sync_dir(dir)
+        })();
+        if r.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        r
+    }
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -1474,6 +1788,114 @@ mod tests {
         // A second recovery finds nothing new to move.
         let r = store.recover().unwrap();
         assert_eq!((r.partial_removed, r.orphaned.len()), (0, 0));
+    }
+
+    #[test]
+    fn settings_from_the_central_apply_in_one_go_and_keep_local_lockouts() {
+        use crate::voicemail::{self, MailboxUpdate};
+        let central = with_mailbox(&temp("sync-central"), "201");
+        voicemail::update_mailbox(
+            &central,
+            "201",
+            &MailboxUpdate {
+                name: Some("Alice".into()),
+                pin_hash: Some(Some(crate::voicemail::pin::hash_pin("4826").unwrap())),
+                email_mode: Some(voicemail::EmailMode::Notify),
+                email: Some("alice@example.org".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        voicemail::create_mailbox(&central, "202", &MailboxUpdate::default()).unwrap();
+        let mut rec = central.begin_recording("g1").unwrap();
+        rec.append(&[0, 1, 0, 1]).unwrap();
+        let g1 = central.commit_greeting(rec, "201", "unavailable").unwrap();
+        central
+            .activate_greeting("201", "unavailable", Some(&g1))
+            .unwrap();
+        central.set_user_var("night", "1").unwrap();
+        let settings = central.settings().unwrap();
+        assert_eq!(settings.mailboxes.len(), 2);
+        assert_eq!(settings.greetings.len(), 1);
+
+        // The node has 201 (locked out after wrong PINs) and a mailbox of its own.
+        let node = with_mailbox(&temp("sync-node"), "201");
+        voicemail::create_mailbox(&node, "999", &MailboxUpdate::default()).unwrap();
+        node.db()
+            .execute(
+                "UPDATE mailboxes SET failed_pins = 3, locked_until_ms = 99999999999999 WHERE id = '201'",
+                [],
+            )
+            .unwrap();
+        let first = node.apply_settings(&settings).unwrap();
+        assert_eq!(
+            (
+                first.mailboxes_created,
+                first.mailboxes_updated,
+                first.greetings_installed,
+                first.user_vars_set
+            ),
+            (1, 1, 1, 1)
+        );
+        let m = voicemail::mailbox(&node, "201").unwrap().unwrap();
+        assert_eq!(
+            (m.name.as_str(), m.email.as_str()),
+            ("Alice", "alice@example.org")
+        );
+        assert!(m.has_pin());
+        assert_eq!(m.failed_pins, 0, "a new PIN hash clears the node's lockout");
+        assert!(voicemail::mailbox(&node, "202").unwrap().is_some());
+        assert!(
+            voicemail::mailbox(&node, "999").unwrap().is_some(),
+            "local mailboxes stay"
+        );
+        let g = node.active_greeting("201", "unavailable").unwrap().unwrap();
+        assert_eq!(g.id, g1);
+        assert_eq!(
+            fs::read(node.greeting_path("201", "unavailable", &g1)).unwrap(),
+            fs::read(central.greeting_path("201", "unavailable", &g1)).unwrap()
+        );
+        assert_eq!(
+            node.user_vars().unwrap(),
+            [("night".to_string(), "1".to_string())]
+        );
+
+        // Lockouts are per node: the same settings again leave a new lockout alone.
+        node.db()
+            .execute("UPDATE mailboxes SET failed_pins = 2 WHERE id = '201'", [])
+            .unwrap();
+        let again = node.apply_settings(&settings).unwrap();
+        assert_eq!(
+            (
+                again.mailboxes_created,
+                again.greetings_installed,
+                again.user_vars_set
+            ),
+            (0, 0, 0)
+        );
+        assert_eq!(
+            voicemail::mailbox(&node, "201")
+                .unwrap()
+                .unwrap()
+                .failed_pins,
+            2
+        );
+
+        // The central's greeting goes back to the default: so does the node's, file and all.
+        central
+            .activate_greeting("201", "unavailable", None)
+            .unwrap();
+        node.apply_settings(&central.settings().unwrap()).unwrap();
+        assert_eq!(node.active_greeting("201", "unavailable").unwrap(), None);
+        assert!(!node.greeting_path("201", "unavailable", &g1).exists());
+
+        // Bad input changes nothing.
+        let mut bad = central.settings().unwrap();
+        bad.mailboxes[0].id = "../etc".into();
+        assert!(node.apply_settings(&bad).is_err());
+        let mut bad = central.settings().unwrap();
+        bad.mailboxes[1].email_mode = "sometimes".into();
+        assert!(node.apply_settings(&bad).is_err());
     }
 
     #[test]

@@ -98,6 +98,17 @@ impl UserVars {
         })
     }
 
+    /// Reads the variables from the store again (after a cluster settings
+    /// sync changed them there).
+    pub fn reload(&self) -> Result<(), crate::store::StoreError> {
+        let fresh: BTreeMap<String, String> = self.store.user_vars()?.into_iter().collect();
+        *self
+            .vars
+            .lock()
+            .expect("user vars lock is never poisoned: no panics while held") = fresh;
+        Ok(())
+    }
+
     pub fn get(&self, name: &str) -> String {
         self.vars
             .lock()
