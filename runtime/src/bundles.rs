@@ -50,9 +50,20 @@ pub fn load_file(
     limits: &Limits,
 ) -> Result<(Bundle, String), String> {
     let bytes = read_file(path, limits)?;
-    let b =
-        bundle::load(&bytes, trusted, limits).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((b, bundle::file_hash(&bytes)))
+    verify_bytes(&bytes, trusted, limits).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Verifies a bundle's bytes (signature by a trusted key, then content:
+/// `bundle::load`) and returns it with the SHA-256 of the bytes. The one
+/// check both a file being loaded and bytes received from another node go
+/// through.
+pub fn verify_bytes(
+    bytes: &[u8],
+    trusted: &TrustedKeys,
+    limits: &Limits,
+) -> Result<(Bundle, String), String> {
+    let b = bundle::load(bytes, trusted, limits).map_err(|e| e.to_string())?;
+    Ok((b, bundle::file_hash(bytes)))
 }
 
 /// Whether a path names a bundle rather than flow source: the `.vfb`

@@ -129,6 +129,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let result = rt.block_on(async {
         // Cluster services by role (ingress or forwarder), before any call.
         crate::cluster::start(&config, &store).await?;
+        // The control API and bundle/settings sync (control_listen, peers' control).
+        crate::cluster::control::start(&config, &store, &reloader, &vars).await?;
         server::run(
             config.clone(),
             reloader,

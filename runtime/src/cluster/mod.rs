@@ -7,12 +7,16 @@
 //! - [`wire`]: a message as MIME (sans-IO build and checked parse).
 //! - [`forward`]: backup/distributed: the `forward` outbox drained to the central.
 //! - [`ingress`]: central: the SMTP ingress that stores forwarded messages once.
+//! - [`control`]: the control API (bundles, settings, status) and its push/pull work.
+//! - [`http`]: HTTP/1.1 over the mutual TLS, server and client.
 //!
 //! Every node-to-node connection is mutual TLS with certificates of one
 //! cluster CA; there is no plaintext path. [`start`] runs what the node's
 //! role needs beside the SIP server.
 
+pub mod control;
 pub mod forward;
+pub mod http;
 pub mod ingress;
 pub mod pki;
 pub mod tls;
