@@ -4,6 +4,7 @@
 mod bundle;
 mod check;
 mod cluster;
+mod deploy;
 mod ir;
 mod mailbox;
 mod reload;
@@ -56,8 +57,19 @@ pub enum Command {
     Inspect(bundle::InspectArgs),
     /// Administer mailboxes and messages: add, set, list, show, messages, delete.
     Mailbox(mailbox::MailboxArgs),
-    /// Cluster administration: `init` makes the CA and node certificates.
+    /// Cluster administration: `init` (CA and certificates), `status` (every node).
     Cluster(cluster::ClusterArgs),
+    /// Publish a bundle to the cluster's central, which verifies and
+    /// activates it and pushes it to every node.
+    ///
+    /// Needs an operator identity: `vflow cluster init --out DIR --admin NAME`
+    /// writes DIR/NAME.crt and DIR/NAME.key. Prints the serial now active on
+    /// the central and each node's push result (the central keeps retrying a
+    /// node that did not take it). Exit 1 when the central refused the bundle
+    /// or a node has not taken it within --wait.
+    ///
+    /// Example: vflow deploy site.vfb --to 127.0.0.1:7443 --cert pki/ops.crt --key pki/ops.key --ca pki/ca.crt
+    Deploy(deploy::DeployArgs),
 }
 
 /// Options shared by the commands that read flows.
@@ -81,5 +93,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Build(a) => bundle::build(a),
         Command::Inspect(a) => bundle::inspect(a),
         Command::Cluster(a) => cluster::run(a),
+        Command::Deploy(a) => deploy::deploy(a),
     }
 }
