@@ -464,12 +464,12 @@ fn refuse(status: StatusCode, message: String) -> axum::response::Response {
 }
 
 /// The caller, or the 403 that refuses an unattributed connection.
-fn caller(who: &Attributed) -> Result<&Caller, axum::response::Response> {
+fn caller(who: &Attributed) -> Result<&Caller, Box<axum::response::Response>> {
     who.0.as_ref().map_err(|why| {
-        refuse(
+        Box::new(refuse(
             StatusCode::FORBIDDEN,
             format!("refused: {why}; only configured peers and operator certificates may use the control API"),
-        )
+        ))
     })
 }
 
@@ -478,7 +478,7 @@ async fn status(
     Extension(who): Extension<Attributed>,
 ) -> axum::response::Response {
     if let Err(r) = caller(&who) {
-        return r;
+        return *r;
     }
     Json(ctl.status().await).into_response()
 }
@@ -488,7 +488,7 @@ async fn cluster(
     Extension(who): Extension<Attributed>,
 ) -> axum::response::Response {
     if let Err(r) = caller(&who) {
-        return r;
+        return *r;
     }
     let me = ctl.status().await;
     let mut rows = vec![NodeView {
@@ -556,7 +556,7 @@ async fn get_bundle(
     Extension(who): Extension<Attributed>,
 ) -> axum::response::Response {
     if let Err(r) = caller(&who) {
-        return r;
+        return *r;
     }
     let active = ctl.reloader.registry.current();
     let Origin::Bundle { file, serial, .. } = &active.origin else {
@@ -593,7 +593,7 @@ async fn put_bundle(
 ) -> axum::response::Response {
     let who = match caller(&who) {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let allowed = match (ctl.role, &who) {
         (Role::Central, Caller::Operator(_)) => true,
@@ -654,7 +654,7 @@ async fn get_settings(
 ) -> axum::response::Response {
     let who = match caller(&who) {
         Ok(c) => c.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if ctl.role != Role::Central {
         return refuse(

@@ -24,13 +24,12 @@ use std::time::Duration;
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Builds the router for one connection from its client certificate chain.
+pub type Route = Arc<dyn Fn(Option<&[CertificateDer<'static>]>) -> axum::Router + Send + Sync>;
+
 /// Serves `listener` forever: TLS, then HTTP/1.1 with the router that
 /// `route` gives for the client's certificate chain.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    tls: Arc<ServerConfig>,
-    route: Arc<dyn Fn(Option<&[CertificateDer<'static>]>) -> axum::Router + Send + Sync>,
-) {
+pub async fn serve(listener: tokio::net::TcpListener, tls: Arc<ServerConfig>, route: Route) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
         let (tcp, from) = match listener.accept().await {
