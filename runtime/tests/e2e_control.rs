@@ -24,13 +24,8 @@ use common::*;
 /// The longest any one condition is waited for.
 const WITHIN: Duration = Duration::from_secs(60);
 
-fn vflow() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vflow"));
-    c.env("NO_COLOR", "1").env_remove("RUST_LOG");
-    c
-}
-
-fn run(cmd: &mut Command) -> Output {
+/// A command's whole output (common's `run` splits it; the exit status is kept here).
+fn output(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
@@ -45,7 +40,7 @@ fn text(o: &Output) -> String {
 }
 
 fn ok(cmd: &mut Command) -> String {
-    let o = run(cmd);
+    let o = output(cmd);
     assert!(o.status.success(), "{cmd:?} failed:\n{}", text(&o));
     text(&o)
 }
@@ -191,7 +186,7 @@ fn cluster_status(pki: &Path, control: u16) -> Vec<(String, String, Option<u64>)
     let mut cmd = vflow();
     cmd.args(["cluster", "status", "--json"]);
     as_operator(&mut cmd, pki, control);
-    let o = run(&mut cmd);
+    let o = output(&mut cmd);
     assert!(o.status.success(), "cluster status failed:\n{}", text(&o));
     let v: Value = serde_json::from_slice(&o.stdout).expect("cluster status prints JSON");
     v.as_array()
@@ -373,7 +368,7 @@ fn deploy_pull_refusals_and_settings_sync_across_three_nodes() {
     let mut deploy = vflow();
     deploy.arg("deploy").arg(&s3);
     as_operator(&mut deploy, &pki, c_ctl);
-    let o = run(&mut deploy);
+    let o = output(&mut deploy);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("backup: serial 3"), "{out}");
@@ -405,14 +400,14 @@ fn deploy_pull_refusals_and_settings_sync_across_three_nodes() {
     let mut deploy = vflow();
     deploy.arg("deploy").arg(&tampered);
     as_operator(&mut deploy, &pki, c_ctl);
-    let o = run(&mut deploy);
+    let o = output(&mut deploy);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("422"), "{}", text(&o));
     // Signed by a key no node trusts.
     let mut deploy = vflow();
     deploy.arg("deploy").arg(&untrusted);
     as_operator(&mut deploy, &pki, c_ctl);
-    let o = run(&mut deploy);
+    let o = output(&mut deploy);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("422"), "{}", text(&o));
     assert!(
@@ -432,7 +427,7 @@ fn deploy_pull_refusals_and_settings_sync_across_three_nodes() {
         .arg(foreign.join("ops.key"))
         .arg("--ca")
         .arg(pki.join("ca.crt"));
-    let o = run(&mut deploy);
+    let o = output(&mut deploy);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
         text(&o).contains("not a certificate of this CA"),
@@ -459,7 +454,7 @@ fn deploy_pull_refusals_and_settings_sync_across_three_nodes() {
         .arg(pki.join("backup.key"))
         .arg("--ca")
         .arg(pki.join("ca.crt"));
-    let o = run(&mut deploy);
+    let o = output(&mut deploy);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--admin"), "{}", text(&o));
     assert!(all_at(&pki, c_ctl, 3), "{:?}", serials(&pki, c_ctl));
