@@ -313,7 +313,12 @@ fn a_message_left_on_a_distributed_node_is_stored_once_on_the_central() {
     // The central knows it by the id site-1 gave it, once.
     assert!(central.log().contains(&m.id));
     assert!(!central.log().contains("already stored"));
-    assert!(site.log().contains("forward: accepted by the central"));
+    // Logged after the commit that removes the local copy: wait, do not race it.
+    assert!(
+        site.wait_log("forward: accepted by the central", Duration::from_secs(10)),
+        "{}",
+        site.log()
+    );
 }
 
 /// The central is down while the message is left: it waits in site-1's
