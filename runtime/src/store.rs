@@ -983,6 +983,16 @@ impl Store {
         Ok(forwarded && !pending)
     }
 
+    /// Makes every pending entry of `kind` due now (the peer it waits for is
+    /// back: no need to sit out the backoff). How many there are.
+    pub fn outbox_due_now(&self, kind: &str) -> Result<usize> {
+        let n = self.db().execute(
+            "UPDATE outbox SET next_attempt_ms = ?2 WHERE done_ms IS NULL AND kind = ?1 AND next_attempt_ms > ?2",
+            params![kind, now_ms()],
+        )?;
+        Ok(n)
+    }
+
     /// Records a failed attempt and when to try again.
     pub fn outbox_retry(&self, id: i64, next_attempt_ms: i64, error: &str) -> Result<()> {
         self.db().execute(
@@ -1657,6 +1667,39 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn outbox_entries_can_be_made_due_now() {
+        let root = temp("due-now");
+        let store = Store::open(&root).unwrap();
+        let a = store
+            .outbox_push(FORWARD_KIND, None, Some("a"), "{}")
+            .unwrap();
+        let b = store
+            .outbox_push(FORWARD_KIND, None, Some("b"), "{}")
+            .unwrap();
+        let e = store.outbox_push("email", None, Some("c"), "{}").unwrap();
+        let later = now_ms() + 3_600_000;
+        for id in [a, b, e] {
+            store.outbox_retry(id, later, "down").unwrap();
+        }
+        store.outbox_done(b).unwrap();
+        assert!(
+            store
+                .outbox_due(FORWARD_KIND, now_ms(), 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.outbox_due_now(FORWARD_KIND).unwrap(), 1);
+        let due = store.outbox_due(FORWARD_KIND, now_ms(), 10).unwrap();
+        assert_eq!(due.iter().map(|i| i.id).collect::<Vec<_>>(), vec![a]);
+        assert_eq!(due[0].attempts, 1, "the attempt count stays");
+        assert!(
+            store.outbox_due("email", now_ms(), 10).unwrap().is_empty(),
+            "other kinds wait"
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

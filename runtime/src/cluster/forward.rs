@@ -220,3 +220,30 @@ impl AsyncTokioStream for TlsConn {
 pub async fn run(store: Store, f: Forwarder, wake: Arc<tokio::sync::Notify>) {
     crate::outbox::run(store, f, wake).await
 }
+
+/// Wakes the forwarder the moment the central becomes reachable: every
+/// pending entry is made due at once (no sitting out a long backoff) and
+/// the drain loop is notified. Runs until `health`'s sender is gone.
+pub async fn wake_on_reachable(
+    store: Store,
+    mut health: tokio::sync::watch::Receiver<super::health::CentralHealth>,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    let mut was = health.borrow_and_update().reachable;
+    while health.changed().await.is_ok() {
+        let now = health.borrow_and_update().reachable;
+        if now && !was {
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.outbox_due_now(FORWARD_KIND)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(pending = n, "forward: the central is back; draining now")
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "forward: cannot read the queue"),
+                Err(e) => tracing::error!(error = %e, "forward: reading the queue panicked"),
+            }
+            wake.notify_one();
+        }
+        was = now;
+    }
+}

@@ -595,4 +595,107 @@ mod tests {
             n as f64 * 160_044.0 / secs / 1e6
         );
     }
+
+    /// An outage: `n` messages of `ms` queued on site-1 while nothing listens
+    /// at the central's address (each attempt fails and waits `retry_first`),
+    /// then the central's ingress starts there. The heartbeat sees it, the
+    /// forwarder is woken and drains at once. The time from the ingress
+    /// listening to site-1's outbox being empty.
+    async fn outage(tag: &str, n: usize, ms: usize, retry_first: Duration) -> Duration {
+        use crate::cluster::{forward, health};
+        let pki = cluster(&format!("ingress-{tag}"), &["central", "site-1"]);
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let site = store(&format!("ingress-{tag}-site"), true);
+        let tls = node(&pki, "site-1");
+        let cfg = ForwardConfig {
+            timeout: Duration::from_secs(10),
+            retry_first,
+            retry_max: retry_first,
+        };
+        let f = Forwarder::new(&cfg, &tls, "central", &addr.to_string()).unwrap();
+        for _ in 0..n {
+            take(&site, ms);
+        }
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let fwd = tokio::spawn(forward::run(site.clone(), f, wake.clone()));
+        let probe = health::Probe::new(&tls, "central", &addr.to_string()).unwrap();
+        let (htx, hrx) = health::channel(2);
+        let mut seen = hrx.clone();
+        let hb = tokio::spawn(health::run(probe, Duration::from_millis(100), 2, htx));
+        let waker = tokio::spawn(forward::wake_on_reachable(site.clone(), hrx, wake));
+        // Down: every entry has failed once and waits out its backoff.
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while seen.borrow_and_update().state != health::Reach::Unreachable {
+                seen.changed().await.unwrap();
+            }
+            while site
+                .outbox_due(FORWARD_KIND, i64::MAX, n)
+                .unwrap()
+                .iter()
+                .any(|i| i.attempts == 0)
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the outage is seen");
+        let central_store = store(&format!("ingress-{tag}-central"), false);
+        let ingress = Ingress::bind(
+            addr,
+            &node(&pki, "central"),
+            peers(),
+            IngressConfig::default(),
+            central_store.clone(),
+        )
+        .await
+        .unwrap();
+        let t0 = std::time::Instant::now();
+        let srv = tokio::spawn(ingress.run());
+        // Bounded so a broken wake-up fails instead of hanging; the backoff
+        // the entries wait out is far longer than this bound.
+        tokio::time::timeout(Duration::from_secs(120), async {
+            while !site
+                .outbox_due(FORWARD_KIND, i64::MAX, 1)
+                .unwrap()
+                .is_empty()
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the outbox drains once the central is back, without waiting out the backoff");
+        let took = t0.elapsed();
+        assert_eq!(central_store.messages("201", None).unwrap().len(), n);
+        assert!(site.messages("201", None).unwrap().is_empty());
+        for t in [fwd, hb, waker, srv] {
+            t.abort();
+        }
+        took
+    }
+
+    /// The forwarder does not sit out a one-hour backoff once the central
+    /// answers heartbeats again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_central_back_wakes_the_forwarder_at_once() {
+        outage("wake", 3, 200, Duration::from_secs(3600)).await;
+    }
+
+    /// Drain rate after an outage: 100 messages of 10 s held on site-1, the
+    /// central returns; from its ingress listening to the outbox empty
+    /// (heartbeat detection included). Prints the rate.
+    /// `cargo test -p vflow-runtime --release --lib -- --ignored drain_after_an_outage --nocapture`
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement, not a check"]
+    async fn drain_after_an_outage() {
+        let n = 100;
+        let took = outage("outage-rate", n, 10_000, Duration::from_secs(3600)).await;
+        let secs = took.as_secs_f64();
+        println!(
+            "after an outage: {n} messages of 10 s drained in {secs:.2} s (heartbeat 100 ms included) = {:.1} messages/s",
+            n as f64 / secs
+        );
+    }
 }
