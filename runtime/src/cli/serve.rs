@@ -128,7 +128,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     let result = rt.block_on(async {
         // Cluster services by role (ingress or forwarder), before any call.
-        crate::cluster::start(&config, &store).await?;
+        let cluster = crate::cluster::start(&config, &store).await?;
         // The control API and bundle/settings sync (control_listen, peers' control).
         crate::cluster::control::start(&config, &store, &reloader, &vars).await?;
         server::run(
@@ -137,6 +137,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             control,
             store,
             vars,
+            cluster.duty,
             shutdown_signal(),
         )
         .await

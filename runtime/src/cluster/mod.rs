@@ -9,13 +9,18 @@
 //! - [`ingress`]: central: the SMTP ingress that stores forwarded messages once.
 //! - [`control`]: the control API (bundles, settings, status) and its push/pull work.
 //! - [`http`]: HTTP/1.1 over the mutual TLS, server and client.
+//! - [`health`]: backup/distributed: the heartbeat (is the central answering?).
+//! - [`failover`]: the backup's standby / active / handing-back machine, and
+//!   what a node does now ([`Duty`]).
 //!
 //! Every node-to-node connection is mutual TLS with certificates of one
 //! cluster CA; there is no plaintext path. [`start`] runs what the node's
 //! role needs beside the SIP server.
 
 pub mod control;
+pub mod failover;
 pub mod forward;
+pub mod health;
 pub mod http;
 pub mod ingress;
 pub mod pki;
@@ -24,15 +29,38 @@ pub mod wire;
 
 use crate::config::{Config, Role};
 use crate::store::Store;
+pub use failover::Duty;
+use tokio::sync::watch;
+
+/// What the cluster services publish for the rest of the node.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// The central's health (backup and distributed nodes only).
+    pub health: Option<watch::Receiver<health::CentralHealth>>,
+    /// What this node does now: always [`Duty::FULL`] on a standalone node
+    /// and the central; a backup's follows its [`failover`] state.
+    pub duty: watch::Receiver<Duty>,
+}
+
+impl Running {
+    /// A node without cluster services: every duty, always.
+    pub fn standalone() -> Running {
+        let (tx, duty) = watch::channel(Duty::FULL);
+        // The receiver keeps the last value once the sender is gone.
+        drop(tx);
+        Running { health: None, duty }
+    }
+}
 
 /// Starts this node's cluster services by role (nothing when standalone):
 /// the central's SMTP ingress, or a backup's or distributed node's
-/// forwarder (which also turns on forwarding in the store, before any call).
+/// forwarder (which also turns on forwarding in the store, before any call),
+/// heartbeat and duty (a backup's failover state machine).
 /// Tasks run on the current tokio runtime until it stops.
-pub async fn start(config: &Config, store: &Store) -> std::io::Result<()> {
+pub async fn start(config: &Config, store: &Store) -> std::io::Result<Running> {
     let c = &config.cluster;
     if c.role == Role::Standalone {
-        return Ok(());
+        return Ok(Running::standalone());
     }
     let name = c.node_name(&config.node);
     let Some(tls_files) = &c.tls else {
@@ -43,7 +71,7 @@ pub async fn start(config: &Config, store: &Store) -> std::io::Result<()> {
     let tls = tls::NodeTls::load(tls_files, name)
         .map_err(|(k, why)| std::io::Error::other(format!("cluster.tls.{k}: {why}")))?;
     match c.role {
-        Role::Standalone => {}
+        Role::Standalone => Ok(Running::standalone()),
         Role::Central => {
             let Some(listen) = c.smtp_listen else {
                 return Err(std::io::Error::other(
@@ -62,6 +90,7 @@ pub async fn start(config: &Config, store: &Store) -> std::io::Result<()> {
             let local = ingress.local_addr()?;
             tracing::info!(node = name, role = c.role.as_str(), smtp = %local, peers = c.peers.len(), "cluster: SMTP ingress listening (mutual TLS)");
             tokio::spawn(ingress.run());
+            Ok(Running::standalone())
         }
         Role::Backup | Role::Distributed => {
             let Some((central, addr)) = c
@@ -82,14 +111,33 @@ pub async fn start(config: &Config, store: &Store) -> std::io::Result<()> {
                 smtp = addr,
                 "cluster: forwarding every message to the central (mutual TLS)"
             );
-            tokio::spawn(forward::run(
-                store.clone(),
-                f,
-                std::sync::Arc::new(tokio::sync::Notify::new()),
-            ));
+            let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+            tokio::spawn(forward::run(store.clone(), f, wake.clone()));
+            let probe = health::Probe::new(&tls, central, addr).map_err(std::io::Error::other)?;
+            let (htx, hrx) = health::channel(c.failover_after);
+            tracing::info!(
+                central,
+                every_ms = c.heartbeat.as_millis() as u64,
+                failover_after = c.failover_after,
+                "cluster: heartbeat to the central"
+            );
+            tokio::spawn(health::run(probe, c.heartbeat, c.failover_after, htx));
+            tokio::spawn(forward::wake_on_reachable(store.clone(), hrx.clone(), wake));
+            let duty = if c.role == Role::Backup {
+                let (dtx, duty) = watch::channel(failover::State::Standby.duty());
+                tokio::spawn(failover::run(store.clone(), hrx.clone(), dtx, c.heartbeat));
+                duty
+            } else {
+                let (dtx, duty) = watch::channel(Duty::distributed(health::Reach::Unknown));
+                tokio::spawn(failover::run_distributed(hrx.clone(), dtx));
+                duty
+            };
+            Ok(Running {
+                health: Some(hrx),
+                duty,
+            })
         }
     }
-    Ok(())
 }
 
 /// Whether `name` can name a node: a lowercase DNS name (it is the DNS name

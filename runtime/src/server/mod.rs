@@ -109,12 +109,16 @@ impl Shared {
 
 /// Runs the server until `shutdown` resolves, then drains calls. SIGHUP and
 /// requests on `control` (when bound) reload the flows through `reloader`.
+/// `duty` (from [`crate::cluster::start`]) says whether new calls are taken
+/// (else 503 with Retry-After, as while stopping) and MWI is sent now.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     config: Config,
     reloader: Reloader,
     control: Option<ControlSocket>,
     store: Store,
     vars: Arc<UserVars>,
+    duty: watch::Receiver<crate::cluster::Duty>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let listen = config.sip.listen;
@@ -141,6 +145,25 @@ pub async fn run(
 
     let mut sip_cfg = sip::Config::new(advertised);
     sip_cfg.trusted = config.sip.trusted_peers.clone();
+    // Every PBX a node takes calls from is trusted (fallback controller).
+    for p in &config.sip.pbx_peers {
+        let host = crate::config::Cidr {
+            addr: p.addr.ip(),
+            prefix: if p.addr.is_ipv4() { 32 } else { 128 },
+        };
+        if !sip_cfg.trusted.iter().any(|c| c.contains(p.addr.ip())) {
+            sip_cfg.trusted.push(host);
+        }
+    }
+    sip_cfg.pbx_peers = config
+        .sip
+        .pbx_peers
+        .iter()
+        .map(|p| sip::fallback::PbxPeer {
+            name: p.name.clone(),
+            addr: p.addr,
+        })
+        .collect();
     if let Some(rl) = sip_cfg.rate_limit.as_mut() {
         rl.per_second = f64::from(config.sip.rate_limit);
         rl.burst = f64::from(config.sip.rate_limit) * 2.0;
@@ -209,6 +232,7 @@ pub async fn run(
         host,
         mwi_in_rx,
         mwi_out_tx,
+        duty.clone(),
     ));
     let mail_task = mailer.map(|(relay, ctx)| {
         tracing::info!(relay = %config.email.relay, port = config.email.port, security = ?config.email.security, "email: sending through the relay");
@@ -223,7 +247,7 @@ pub async fn run(
         next_conn: 0,
         mwi_in,
     };
-    let mut sip_task = tokio::spawn(driver.run(tcp, cmd_rx, stop_rx, mwi_out));
+    let mut sip_task = tokio::spawn(driver.run(tcp, cmd_rx, stop_rx, duty, mwi_out));
     let housekeeping = tokio::spawn(housekeeping(shared.clone()));
 
     tokio::select! {
@@ -342,9 +366,15 @@ impl SipDriver {
         tcp: Option<TcpListener>,
         mut commands: mpsc::UnboundedReceiver<SipCommand>,
         mut stopping: watch::Receiver<bool>,
+        mut duty: watch::Receiver<crate::cluster::Duty>,
         mut mwi_out: mpsc::UnboundedReceiver<mwi::Output>,
     ) -> std::io::Result<()> {
         let (tcp_tx, mut tcp_rx) = mpsc::unbounded_channel::<TcpInput>();
+        // New calls only while not stopping and the cluster duty allows them
+        // (a backup in standby answers 503 with Retry-After).
+        let mut duty_live = true;
+        self.endpoint
+            .set_accepting(duty.borrow_and_update().take_calls);
         let mut buf = vec![0u8; 65_536];
         loop {
             let timeout = self
@@ -383,6 +413,14 @@ impl SipDriver {
                         self.endpoint.set_accepting(false);
                     }
                 }
+                changed = duty.changed(), if duty_live => {
+                    // A gone sender leaves the last duty in force.
+                    duty_live = changed.is_ok();
+                    let take = duty.borrow_and_update().take_calls;
+                    if !*stopping.borrow() {
+                        self.endpoint.set_accepting(take);
+                    }
+                }
             }
             self.flush().await;
         }
@@ -409,6 +447,8 @@ impl SipDriver {
         let now = Instant::now();
         let r = match out {
             mwi::Output::Unsolicited { to, uri, body } => {
+                // A lamp for a PBX goes to the PBX in control now.
+                let (to, uri) = self.endpoint.controller().redirect(to, &uri);
                 if self.udp.is_none() {
                     tracing::warn!(%uri, "mwi: unsolicited NOTIFYs need UDP (sip.udp is off)");
                     return;
@@ -520,6 +560,10 @@ impl SipDriver {
             }
             Event::SubscriptionEnded { sub } => {
                 let _ = self.mwi_in.send(mwi::Input::Ended { sub });
+            }
+            Event::ControllerChanged { name, addr } => {
+                tracing::info!(pbx = %name, %addr, "sip: this PBX controls the node now; lamps go there");
+                let _ = self.mwi_in.send(mwi::Input::Refresh);
             }
             Event::RequestFailed {
                 call,

@@ -14,6 +14,14 @@
 //! first time at start, so lamps are right after a restart, and so are
 //! changes made by `vflow mailbox` in another process).
 //!
+//! On a cluster node the [`crate::cluster::Duty`] decides whether this
+//! node's store drives lamps at all: a backup sends them only while active
+//! (the central is unreachable), a distributed node only while the central
+//! is unreachable; otherwise the central's store, which receives every
+//! forwarded message, owns them. While off, store changes and refreshes send
+//! nothing (subscriptions are still answered, as RFC 6665 requires); turned
+//! on, every lamp is sent at once (MWI is re-sent after failover).
+//!
 //! [`run`] does no SIP itself: it emits [`Output`]s that the server turns
 //! into endpoint commands, and takes [`Input`]s from the endpoint's events.
 
@@ -160,6 +168,8 @@ pub enum Input {
     Ended {
         sub: SubscriptionHandle,
     },
+    /// Send every lamp again (another PBX controls the node now).
+    Refresh,
 }
 
 /// What [`run`] asks the SIP side to send.
@@ -248,8 +258,11 @@ pub async fn run(
     host: String,
     mut input: mpsc::UnboundedReceiver<Input>,
     output: mpsc::UnboundedSender<Output>,
+    mut duty: tokio::sync::watch::Receiver<crate::cluster::Duty>,
 ) {
     let mut changes = store.subscribe();
+    let mut on = duty.borrow_and_update().send_mwi;
+    let mut duty_live = true;
     let mut subs = Subscriptions::default();
     let n = Notifier {
         store,
@@ -264,12 +277,28 @@ pub async fn run(
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            changed = duty.changed(), if duty_live => {
+                // A gone sender leaves the last duty in force.
+                duty_live = changed.is_ok();
+                let was = on;
+                on = duty.borrow_and_update().send_mwi;
+                if on && !was {
+                    tracing::info!("mwi: sending lamps from this node's store");
+                    if !n.everything(&subs).await {
+                        return;
+                    }
+                } else if was && !on {
+                    tracing::info!("mwi: lamps are the central's now; sending none from here");
+                }
+            }
             changed = changes.recv() => match changed {
+                Ok(_) if !on => {}
                 Ok(mailbox) => {
                     if !n.mailbox(&mailbox, &subs, true).await {
                         return;
                     }
                 }
+                Err(broadcast::error::RecvError::Lagged(_)) if !on => {}
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, "mwi: missed store changes; refreshing every lamp");
                     if !n.everything(&subs).await {
@@ -279,13 +308,18 @@ pub async fn run(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             _ = refresh.tick() => {
-                if !n.everything(&subs).await {
+                if on && !n.everything(&subs).await {
                     return;
                 }
             }
             inp = input.recv() => match inp {
                 None => return,
                 Some(Input::Ended { sub }) => subs.remove(sub),
+                Some(Input::Refresh) => {
+                    if on && !n.everything(&subs).await {
+                        return;
+                    }
+                }
                 Some(Input::Subscription { sub, user, change }) => {
                     if !n.subscription(&mut subs, sub, user, change).await {
                         return;
@@ -544,7 +578,15 @@ mod tests {
             refresh: None,
             ..MwiConfig::default()
         };
-        let task = tokio::spawn(run(store.clone(), cfg, "127.0.0.1".into(), in_rx, out_tx));
+        let duty = crate::cluster::Running::standalone().duty;
+        let task = tokio::spawn(run(
+            store.clone(),
+            cfg,
+            "127.0.0.1".into(),
+            in_rx,
+            out_tx,
+            duty,
+        ));
         let to: SocketAddr = "127.0.0.1:5999".parse().unwrap();
 
         // At start: the targeted mailbox, lamp off.
@@ -677,5 +719,71 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    /// A backup in standby or handing back sends no lamps; turned active it
+    /// sends every lamp at once, then changes.
+    #[tokio::test]
+    async fn the_cluster_duty_turns_lamps_off_and_on() {
+        use crate::cluster::Duty;
+        let (store, _) = temp_store("mwi-duty");
+        create_mailbox(
+            &store,
+            "201",
+            &MailboxUpdate {
+                mwi: Some("sip:201@127.0.0.1:5998".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (_in_tx, in_rx) = mpsc::unbounded_channel();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+        let off = Duty {
+            take_calls: false,
+            send_mwi: false,
+        };
+        let (duty_tx, duty) = tokio::sync::watch::channel(off);
+        let cfg = MwiConfig {
+            refresh: None,
+            ..MwiConfig::default()
+        };
+        let task = tokio::spawn(run(store.clone(), cfg, "h".into(), in_rx, out_tx, duty));
+        let lamp = |n: u32| Output::Unsolicited {
+            to: "127.0.0.1:5998".parse().unwrap(),
+            uri: "sip:201@127.0.0.1:5998".into(),
+            body: Summary {
+                new: n,
+                ..Summary::default()
+            }
+            .body(&account("201", "h")),
+        };
+        let add = |n| {
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || add_message(&s, "201", n))
+        };
+        let m = add(1).await.unwrap();
+        // Off: neither the start-up refresh nor the change sent anything.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(out_rx.try_recv().is_err());
+        // Active: every lamp at once, then changes.
+        duty_tx.send(Duty::FULL).unwrap();
+        assert_eq!(next(&mut out_rx).await, lamp(1));
+        add(2).await.unwrap();
+        assert_eq!(next(&mut out_rx).await, lamp(2));
+        // Handing back: the local copy leaving must not turn the lamp off.
+        duty_tx
+            .send(Duty {
+                take_calls: true,
+                send_mwi: false,
+            })
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        store.remove_message(&m.id).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            out_rx.try_recv().is_err(),
+            "no lamp from a backup handing back"
+        );
+        task.abort();
     }
 }
