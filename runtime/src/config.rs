@@ -160,10 +160,24 @@ pub struct SipConfig {
     /// Sources allowed to send calls, as CIDRs; others get 403.
     #[serde(deserialize_with = "cidrs")]
     pub trusted_peers: Vec<Cidr>,
+    /// The PBXs this node takes calls from, in order of preference (a main
+    /// PBX and its fallback): each is trusted, and MWI NOTIFYs addressed to
+    /// any of them go to the one that sent the latest INVITE, OPTIONS or
+    /// SUBSCRIBE (see `sip::fallback`).
+    pub pbx_peers: Vec<PbxPeerConfig>,
     /// Requests per second allowed per source before it is banned for `ban`.
     pub rate_limit: u32,
     #[serde(with = "duration_text")]
     pub ban: Duration,
+}
+
+/// One PBX in `sip.pbx_peers`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PbxPeerConfig {
+    pub name: String,
+    /// Its SIP address, `IP:PORT`.
+    pub addr: SocketAddr,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -251,6 +265,7 @@ impl Default for SipConfig {
                 "127.0.0.0/8".parse().expect("literal"),
                 "::1/128".parse().expect("literal"),
             ],
+            pbx_peers: Vec::new(),
             rate_limit: 200,
             ban: Duration::from_secs(60),
         }
@@ -576,7 +591,42 @@ impl Config {
         }
         self.validate_voicemail(name, text)?;
         self.validate_mwi_email(name, text)?;
+        self.validate_pbx_peers(name, text)?;
         self.validate_cluster(name, text)
+    }
+
+    fn validate_pbx_peers(&self, name: &str, text: &str) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        let mut addrs = std::collections::HashSet::new();
+        for p in &self.sip.pbx_peers {
+            let err = |message: String| ConfigError {
+                file: name.to_string(),
+                line: line_of_item(text, "sip.pbx_peers", &p.name)
+                    .or(line_of_key(text, "sip.pbx_peers")),
+                column: None,
+                key: "sip.pbx_peers".to_string(),
+                message,
+            };
+            if p.name.trim().is_empty() {
+                return Err(err("a PBX needs a name (used in the log)".into()));
+            }
+            if p.addr.port() == 0 || p.addr.ip().is_unspecified() {
+                return Err(err(format!(
+                    "PBX `{}`: `{}` is not an address to send to; write its SIP address, e.g. `192.0.2.10:5060`",
+                    p.name, p.addr
+                )));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(err(format!("PBX `{}` is listed twice", p.name)));
+            }
+            if !addrs.insert(p.addr) {
+                return Err(err(format!(
+                    "PBX `{}`: {} is already another PBX's address",
+                    p.name, p.addr
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn validate_mwi_email(&self, name: &str, text: &str) -> Result<(), ConfigError> {
@@ -808,6 +858,13 @@ pub struct ClusterConfig {
     pub ingress: IngressConfig,
     pub forward: ForwardConfig,
     pub control: ControlConfig,
+    /// Backup and distributed: how often the central's SMTP ingress is
+    /// probed (TLS, greeting, EHLO, QUIT); a probe slower than this is a miss.
+    #[serde(with = "duration_text")]
+    pub heartbeat: Duration,
+    /// This many consecutive missed heartbeats make the central unreachable
+    /// (a backup then takes calls); one answered heartbeat makes it reachable.
+    pub failover_after: u32,
 }
 
 /// How nodes talk over the control API.
@@ -907,6 +964,8 @@ impl Default for ClusterConfig {
             ingress: IngressConfig::default(),
             forward: ForwardConfig::default(),
             control: ControlConfig::default(),
+            heartbeat: Duration::from_secs(1),
+            failover_after: 3,
         }
     }
 }
@@ -1078,6 +1137,19 @@ impl Config {
         };
         if let Err((which, why)) = crate::cluster::tls::check_files(tls, me) {
             return Err(err(&format!("cluster.tls.{which}"), why));
+        }
+        if c.heartbeat < Duration::from_millis(100) {
+            return Err(err(
+                "cluster.heartbeat",
+                "must be at least 100ms (e.g. `1s`)".into(),
+            ));
+        }
+        if c.failover_after == 0 {
+            return Err(err(
+                "cluster.failover_after",
+                "must be at least 1 (missed heartbeats before the central counts as unreachable)"
+                    .into(),
+            ));
         }
         let i = &c.ingress;
         if i.max_message_size < 1024 {
@@ -1438,6 +1510,40 @@ mod tests {
     }
 
     #[test]
+    fn pbx_peers() {
+        let c = Config::parse(
+            "site.yaml",
+            "sip:\n  pbx_peers:\n    - {name: main, addr: '192.0.2.10:5060'}\n    - {name: fallback, addr: '192.0.2.11:5060'}\n",
+        )
+        .unwrap();
+        assert_eq!(c.sip.pbx_peers.len(), 2);
+        assert_eq!(c.sip.pbx_peers[1].name, "fallback");
+        assert_eq!(c.sip.pbx_peers[1].addr, "192.0.2.11:5060".parse().unwrap());
+        let e = Config::parse(
+            "site.yaml",
+            "sip:\n  pbx_peers:\n    - {name: main, addr: '192.0.2.10:5060'}\n    - {name: main, addr: '192.0.2.11:5060'}\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "sip.pbx_peers", "{e}");
+        assert!(e.message.contains("twice"), "{e}");
+        let e = Config::parse(
+            "site.yaml",
+            "sip:\n  pbx_peers:\n    - {name: main, addr: '192.0.2.10:5060'}\n    - {name: other, addr: '192.0.2.10:5060'}\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (Some(4), "sip.pbx_peers"), "{e}");
+        assert!(e.message.contains("another PBX"), "{e}");
+        let e = Config::parse(
+            "site.yaml",
+            "sip:\n  pbx_peers:\n    - {name: main, addr: '0.0.0.0:5060'}\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "sip.pbx_peers", "{e}");
+        let e = Config::parse("site.yaml", "sip:\n  pbx_peers:\n    - {name: main}\n").unwrap_err();
+        assert!(e.message.contains("addr"), "{e}");
+    }
+
+    #[test]
     fn mwi_and_email_sections() {
         let c = Config::parse(
             "site.yaml",
@@ -1536,6 +1642,22 @@ mod tests {
             Some("127.0.0.1:2525")
         );
         assert_eq!(c.cluster.forward.retry_first, Duration::from_secs(2));
+        assert_eq!(c.cluster.heartbeat, Duration::from_secs(1));
+        assert_eq!(c.cluster.failover_after, 3);
+        let c = Config::parse(
+            "site.yaml",
+            &format!("{distributed}  heartbeat: 250ms\n  failover_after: 5\n"),
+        )
+        .unwrap();
+        assert_eq!(c.cluster.heartbeat, Duration::from_millis(250));
+        assert_eq!(c.cluster.failover_after, 5);
+        let e =
+            Config::parse("site.yaml", &format!("{distributed}  failover_after: 0\n")).unwrap_err();
+        assert_eq!(e.key, "cluster.failover_after", "{e}");
+        assert_eq!(e.line, Some(15), "{e}");
+        let e =
+            Config::parse("site.yaml", &format!("{distributed}  heartbeat: 10ms\n")).unwrap_err();
+        assert_eq!(e.key, "cluster.heartbeat", "{e}");
 
         // A distributed node without a central.
         let e = Config::parse(

@@ -161,6 +161,9 @@ pub struct Config {
     pub min_expires: Duration,
     /// Longest subscription granted; also the grant when no Expires is asked.
     pub max_expires: Duration,
+    /// The PBXs calls come from, in order of preference (fallback
+    /// controller, see [`super::fallback`]); they must also be trusted.
+    pub pbx_peers: Vec<super::fallback::PbxPeer>,
 }
 
 impl Config {
@@ -185,6 +188,7 @@ impl Config {
             event_packages: Vec::new(),
             min_expires: Duration::from_secs(60),
             max_expires: Duration::from_secs(3600),
+            pbx_peers: Vec::new(),
         }
     }
 }
@@ -298,6 +302,12 @@ pub enum Event {
     /// failed with 481, 408 or a timeout). Terminal.
     SubscriptionEnded {
         sub: SubscriptionHandle,
+    },
+    /// Another configured PBX sent the latest INVITE, OPTIONS or SUBSCRIBE:
+    /// it controls this node now (MWI goes there; [`Endpoint::controller`]).
+    ControllerChanged {
+        name: String,
+        addr: SocketAddr,
     },
     /// A request we sent failed: a final status ≥ 300, or `None` for a
     /// timeout (Timer F).
@@ -569,6 +579,7 @@ pub struct Endpoint {
     sweep_armed: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    controller: super::fallback::Controller,
 }
 
 fn dialog_key(call_id: &str, local_tag: &str) -> String {
@@ -583,7 +594,9 @@ impl Endpoint {
     pub fn new(config: Config) -> Endpoint {
         let guard = Guard::new(config.trusted.clone(), config.rate_limit.clone());
         let rng = Rng(config.seed);
+        let controller = super::fallback::Controller::new(config.pbx_peers.clone());
         Endpoint {
+            controller,
             config,
             guard,
             rng,
@@ -605,6 +618,11 @@ impl Endpoint {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Which configured PBX controls this node now.
+    pub fn controller(&self) -> &super::fallback::Controller {
+        &self.controller
     }
 
     /// Stop (or resume) accepting new calls: new INVITEs get 503. Calls in
@@ -976,6 +994,16 @@ impl Endpoint {
                 self.respond_nontx(now, key, from, transport, &echo, 420, &extra);
             }
             return;
+        }
+        if matches!(
+            req.method,
+            Method::Invite | Method::Options | Method::Subscribe
+        ) && let Some(pbx) = self.controller.observe(from)
+        {
+            self.events.push_back(Event::ControllerChanged {
+                name: pbx.name.clone(),
+                addr: pbx.addr,
+            });
         }
         let ctx = Ctx {
             now,

@@ -5,12 +5,14 @@
 //! - [`sdp`]: offer/answer for one G.711 audio stream.
 //! - [`framing`]: splitting a TCP stream into messages.
 //! - [`guard`]: trusted CIDRs, per-source token bucket and bans.
+//! - [`fallback`]: which configured PBX controls the node now (MWI goes there).
 //! - [`endpoint`]: transactions, dialogs and the UAS; the only stateful part.
 //!
 //! Architecture invariant: nothing here touches a socket, a clock or a
 //! thread. The tokio driver pumps [`endpoint::Endpoint`].
 
 pub mod endpoint;
+pub mod fallback;
 pub mod framing;
 pub mod guard;
 pub mod header;

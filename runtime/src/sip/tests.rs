@@ -1339,3 +1339,53 @@ fn a_fetch_with_expires_zero_gets_one_terminated_notify() {
     );
     assert_eq!(p.events(), vec![Event::SubscriptionEnded { sub }]);
 }
+
+/// The fallback controller: the configured PBX that sent the latest INVITE,
+/// OPTIONS or SUBSCRIBE controls the node; a 503 while not accepting
+/// (a backup in standby) still counts, and OPTIONS is still answered.
+#[test]
+fn the_latest_pbx_to_send_a_request_controls_the_node() {
+    use super::fallback::PbxPeer;
+    let mut cfg = Config::new(US.parse().unwrap());
+    cfg.pbx_peers = vec![
+        PbxPeer {
+            name: "main".into(),
+            addr: "127.0.0.1:5070".parse().unwrap(),
+        },
+        PbxPeer {
+            name: "fallback".into(),
+            addr: PEER.parse().unwrap(),
+        },
+    ];
+    let mut p = Peer::with(cfg);
+    assert_eq!(p.ep.controller().active().unwrap().name, "main");
+    p.ep.set_accepting(false);
+    p.send(&simple("OPTIONS", ""));
+    assert_eq!(
+        p.statuses(),
+        vec![200],
+        "OPTIONS answered while not accepting"
+    );
+    assert_eq!(
+        p.events(),
+        vec![Event::ControllerChanged {
+            name: "fallback".into(),
+            addr: PEER.parse().unwrap()
+        }]
+    );
+    p.send(&invite("fallback-1", "z9hG4bK-fb1"));
+    let st = p.statuses();
+    assert_eq!(st.last(), Some(&503), "{st:?}");
+    assert!(p.events().is_empty(), "the same PBX again: no change");
+    // A BYE or an answer to our NOTIFY is not a sign of control.
+    p.peer = "127.0.0.1:5070".parse().unwrap();
+    p.send(&simple("BYE", "").replace("simple-BYE", "other"));
+    while p.ep.poll_transmit().is_some() {}
+    assert!(p.events().is_empty());
+    assert_eq!(p.ep.controller().active().unwrap().name, "fallback");
+    p.send(&simple("OPTIONS", "").replace("z9hG4bK-OPTIONS", "z9hG4bK-o2"));
+    while p.ep.poll_transmit().is_some() {}
+    assert!(
+        matches!(p.events().as_slice(), [Event::ControllerChanged { name, .. }] if name == "main")
+    );
+}
