@@ -1,0 +1,299 @@
+//! Multi-process helpers for cluster tests: child processes killed on drop,
+//! test directories kept on failure, `vflow cluster init`, and `vflow serve`
+//! nodes with their own ports and data directories.
+
+use super::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process killed on drop, with its output in a file.
+pub struct Proc {
+    child: Option<Child>,
+    pub out: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command, out: PathBuf) -> Proc {
+        let f = std::fs::File::create(&out).expect("create an output file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().expect("clone a file handle"))
+            .stderr(f)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+        Proc {
+            child: Some(child),
+            out,
+        }
+    }
+
+    pub fn output(&self) -> String {
+        strip_ansi(&std::fs::read_to_string(&self.out).unwrap_or_default())
+    }
+
+    /// The exit status within `within`; killed (and `None`) past it.
+    pub fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + within;
+        loop {
+            match child.try_wait() {
+                Ok(Some(s)) => return Some(s),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// SIGKILL (`kill -9`): no shutdown, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A test directory, kept when the test fails (or with VFLOW_E2E_KEEP).
+pub struct Dir(pub PathBuf);
+
+impl Dir {
+    pub fn new(prefix: &str, name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("vflow-{prefix}-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("create the test directory");
+        Dir(d)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("VFLOW_E2E_KEEP").is_some() {
+            eprintln!("test files kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// `vflow cluster init` for `nodes`; the PKI directory.
+pub fn init_pki(dir: &Path, nodes: &[&str]) -> PathBuf {
+    let pki = dir.join("pki");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vflow"));
+    cmd.args(["cluster", "init", "--out"]).arg(&pki);
+    for n in nodes {
+        cmd.args(["--node", n]);
+    }
+    let out = cmd.output().expect("run vflow cluster init");
+    assert!(
+        out.status.success(),
+        "vflow cluster init failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pki
+}
+
+/// The `tls:` lines of a node's `cluster:` section.
+pub fn tls(pki: &Path, name: &str) -> String {
+    format!(
+        "  tls:\n    ca: {p}/ca.crt\n    cert: {p}/{name}.crt\n    key: {p}/{name}.key\n",
+        p = pki.display()
+    )
+}
+
+/// Waits until `f` holds or `within` passes; whether it held.
+pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// How a node is set up besides its `cluster:` section.
+#[derive(Default, Clone)]
+pub struct Extra {
+    /// Appended to mailbox 201's flow mapping, e.g. `, mwi: "sip:201@…"`.
+    pub mailbox: String,
+    /// Top-level sections appended to the config (e.g. `mwi:` settings).
+    pub sections: String,
+}
+
+/// `vflow serve --config CONFIG` in `dir`, logging to the first free
+/// `server.log`, `server-2.log`, …
+fn serve(dir: &Path, config: &Path) -> Proc {
+    let mut n = 1;
+    let mut log = dir.join("server.log");
+    while log.exists() {
+        n += 1;
+        log = dir.join(format!("server-{n}.log"));
+    }
+    Proc::spawn(
+        Command::new(env!("CARGO_BIN_EXE_vflow"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .current_dir(dir),
+        log,
+    )
+}
+
+/// One `vflow serve` node.
+pub struct Node {
+    pub proc: Proc,
+    pub dir: PathBuf,
+    pub ports: Ports,
+    pub name: String,
+    config: PathBuf,
+}
+
+impl Node {
+    /// Writes the config (`cluster`: the node's `cluster:` section, indented
+    /// under it) and starts the node; returns once it listens.
+    pub fn start(dir: &Path, name: &str, ports: Ports, cluster: &str, extra: &Extra) -> Node {
+        let dir = dir.join(name);
+        std::fs::create_dir_all(&dir).expect("create the node directory");
+        let (rtp_first, rtp_last) = ports.rtp();
+        let root = repo();
+        let config = format!(
+            "# written by a runtime/tests cluster test\n\
+             node:\n  name: {name}\n  data_dir: {data}\n  time_zone: UTC\n\
+             flows:\n  paths: [{flows}, {test_flows}]\n  engine: jit\n\
+             sip:\n  listen: 127.0.0.1:{sip}\n  trusted_peers: [127.0.0.0/8]\n\
+             rtp:\n  ports: {rtp_first}-{rtp_last}\n  timeout: 20s\n\
+             shutdown:\n  grace: 2s\n\
+             voicemail:\n  mailboxes:\n    - {{id: \"201\"{mailbox}}}\n\
+             {sections}\
+             cluster:\n{cluster}",
+            data = dir.join("data").display(),
+            flows = root.join("flows").display(),
+            test_flows = root.join("tests/flows").display(),
+            sip = ports.sip(),
+            mailbox = extra.mailbox,
+            sections = extra.sections,
+        );
+        let config_path = dir.join("vflow.yaml");
+        std::fs::write(&config_path, config).expect("write the config");
+        let node = Node {
+            proc: serve(&dir, &config_path),
+            dir,
+            ports,
+            name: name.to_string(),
+            config: config_path,
+        };
+        node.wait_listening();
+        node
+    }
+
+    /// Starts the node again (after [`Proc::kill`]) with the same config and
+    /// data; the log goes to a new file per start (`server-2.log`, …).
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        self.proc = serve(&self.dir, &self.config);
+        self.wait_listening();
+    }
+
+    fn wait_listening(&self) {
+        assert!(
+            self.wait_log("vflow is listening", Duration::from_secs(30)),
+            "vflow serve ({}) did not listen:\n{}",
+            self.name,
+            self.log()
+        );
+    }
+
+    /// The current run's log.
+    pub fn log(&self) -> String {
+        self.proc.output()
+    }
+
+    pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
+        eventually(within, || self.log().contains(needle))
+    }
+
+    pub fn store(&self) -> vflow_runtime::store::Store {
+        vflow_runtime::store::Store::open(&self.dir.join("data")).expect("open the store")
+    }
+
+    /// Messages of 201 and pending forward entries, as stored now.
+    pub fn counts(&self) -> (usize, usize) {
+        let s = self.store();
+        (
+            s.messages("201", None).expect("list the messages").len(),
+            s.outbox_due("forward", i64::MAX, 100)
+                .expect("read the outbox")
+                .len(),
+        )
+    }
+
+    /// Runs a sipp scenario against this node as a UAC (`-m 1`), its own
+    /// ports from `sipp_ports`; its output and whether it passed.
+    pub fn sipp(
+        &self,
+        scenario_file: &str,
+        service: &str,
+        tag: &str,
+        within: u64,
+    ) -> (bool, String) {
+        let p = self.ports;
+        let mut sipp = Proc::spawn(
+            Command::new("sipp")
+                .arg(format!("127.0.0.1:{}", p.sip()))
+                .arg("-sf")
+                .arg(scenario(scenario_file))
+                .args(["-s", service, "-m", "1", "-l", "1", "-r", "1"])
+                .args(["-i", "127.0.0.1", "-p", &p.sipp().to_string()])
+                .args(["-mi", "127.0.0.1", "-mp", &p.sipp_media().to_string()])
+                .args([
+                    "-timeout",
+                    &format!("{within}s"),
+                    "-timeout_error",
+                    "-nostdin",
+                    "-max_retrans",
+                    "5",
+                ])
+                .current_dir(&self.dir),
+            self.dir.join(format!("sipp-{tag}.log")),
+        );
+        let status = sipp.wait(Duration::from_secs(within + 5));
+        (status.is_some_and(|s| s.success()), sipp.output())
+    }
+
+    /// sipp leaves a message of real speech in 201 (about 16 s).
+    pub fn leave_message(&self, tag: &str) {
+        let before = self.log().matches("message stored").count();
+        let (ok, out) = self.sipp("leave_message.xml", "vm-201", tag, 40);
+        assert!(
+            ok,
+            "leaving a message on {} failed:\n{out}\n--- server ---\n{}",
+            self.name,
+            self.log()
+        );
+        assert!(
+            eventually(Duration::from_secs(5), || self
+                .log()
+                .matches("message stored")
+                .count()
+                > before),
+            "{}",
+            self.log()
+        );
+    }
+}
