@@ -5,8 +5,14 @@
 //! TLS with our client configuration (the cluster CA only, the central's name
 //! checked, our certificate presented), the 220 greeting, EHLO, QUIT — bounded
 //! by the heartbeat period itself (a slower answer is a miss). So "reachable"
-//! means exactly "a forward would be accepted now", not merely "the host
-//! answers pings".
+//! means "the central's own ingress answers", not merely "the host answers
+//! pings".
+//!
+//! Fencing: a central that completes the TLS handshake (so it holds the
+//! central's certificate) and answers with any SMTP reply is alive, even if
+//! that reply refuses us (e.g. `554`: this node is missing from its peers) —
+//! a misconfiguration is logged as an error, never a reason for a backup to
+//! take calls beside a running central. Only no answer is a miss.
 //!
 //! [`Tracker`] is the rule, sans-IO: `cluster.failover_after` consecutive
 //! misses → unreachable; one answered probe → reachable; before either, the
@@ -136,9 +142,12 @@ impl Probe {
     }
 
     /// Connect, TLS, 220, EHLO → 250, QUIT → 221, within `timeout`.
-    pub async fn once(&self, timeout: Duration) -> Result<(), String> {
+    /// `Ok(Answer::Refused)`: the central answered but refused us.
+    pub async fn once(&self, timeout: Duration) -> Result<Answer, String> {
         match tokio::time::timeout(timeout, self.exchange()).await {
-            Ok(r) => r,
+            Ok(Ok(())) => Ok(Answer::Accepted),
+            Ok(Err(Fail::Refused(why))) => Ok(Answer::Refused(why)),
+            Ok(Err(Fail::Down(why))) => Err(why),
             Err(_) => Err(format!(
                 "no complete answer from {} within {} ms",
                 self.addr,
@@ -147,32 +156,49 @@ impl Probe {
         }
     }
 
-    async fn exchange(&self) -> Result<(), String> {
+    async fn exchange(&self) -> Result<(), Fail> {
+        let down = Fail::Down;
         let tcp = TcpStream::connect(&self.addr)
             .await
-            .map_err(|e| format!("cannot connect to {}: {e}", self.addr))?;
+            .map_err(|e| down(format!("cannot connect to {}: {e}", self.addr)))?;
         let _ = tcp.set_nodelay(true);
         let name = rustls::pki_types::ServerName::try_from(self.central.clone())
-            .map_err(|e| format!("`{}`: {e}", self.central))?;
+            .map_err(|e| down(format!("`{}`: {e}", self.central)))?;
         let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(name, tcp)
             .await
-            .map_err(|e| format!("TLS with {}: {e}", self.addr))?;
+            .map_err(|e| down(format!("TLS with {}: {e}", self.addr)))?;
         let mut s = BufReader::new(tls);
         reply(&mut s, 220, "greeting").await?;
         s.get_mut()
             .write_all(format!("EHLO {}\r\n", self.origin).as_bytes())
             .await
-            .map_err(|e| format!("sending EHLO: {e}"))?;
+            .map_err(|e| down(format!("sending EHLO: {e}")))?;
         reply(&mut s, 250, "EHLO").await?;
         s.get_mut()
             .write_all(b"QUIT\r\n")
             .await
-            .map_err(|e| format!("sending QUIT: {e}"))?;
+            .map_err(|e| down(format!("sending QUIT: {e}")))?;
         reply(&mut s, 221, "QUIT").await?;
         let _ = s.get_mut().shutdown().await;
         Ok(())
     }
+}
+
+/// How the central answered a probe it completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Accepted,
+    /// An SMTP reply refusing us (why, as it said it): alive, misconfigured.
+    Refused(String),
+}
+
+/// Why a probe failed.
+enum Fail {
+    /// No (complete) answer: a miss.
+    Down(String),
+    /// The authenticated central answered with another reply code.
+    Refused(String),
 }
 
 /// Reads one SMTP reply (its continuation lines too) and checks its code.
@@ -180,7 +206,8 @@ async fn reply<R: tokio::io::AsyncRead + Unpin>(
     r: &mut BufReader<R>,
     want: u16,
     what: &str,
-) -> Result<(), String> {
+) -> Result<(), Fail> {
+    let down = Fail::Down;
     // A reply of more lines than this is not an SMTP ingress.
     for _ in 0..64 {
         let mut line = Vec::new();
@@ -188,23 +215,26 @@ async fn reply<R: tokio::io::AsyncRead + Unpin>(
             .take(1024)
             .read_until(b'\n', &mut line)
             .await
-            .map_err(|e| format!("reading the {what} reply: {e}"))?;
+            .map_err(|e| down(format!("reading the {what} reply: {e}")))?;
         if n == 0 {
-            return Err(format!("the connection closed before the {what} reply"));
+            return Err(down(format!(
+                "the connection closed before the {what} reply"
+            )));
         }
         let text = String::from_utf8_lossy(&line);
         let code = text.get(..3).and_then(|c| c.parse::<u16>().ok());
         if code != Some(want) {
-            return Err(format!(
-                "{what}: expected {want}, got `{}`",
-                text.trim_end().chars().take(80).collect::<String>()
-            ));
+            let shown = text.trim_end().chars().take(80).collect::<String>();
+            return Err(match code {
+                Some(c) if (400..600).contains(&c) => Fail::Refused(format!("{what}: `{shown}`")),
+                _ => down(format!("{what}: expected {want}, got `{shown}`")),
+            });
         }
         if text.as_bytes().get(3) != Some(&b'-') {
             return Ok(());
         }
     }
-    Err(format!("the {what} reply has too many lines"))
+    Err(down(format!("the {what} reply has too many lines")))
 }
 
 /// Probes every `every` until aborted (or every receiver is gone),
@@ -218,12 +248,27 @@ pub async fn run(
     let mut tracker = Tracker::new(failover_after, SystemTime::now());
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refused = false;
     loop {
         tick.tick().await;
-        let r = probe.once(every).await;
-        if let Err(why) = &r {
-            tracing::debug!(central = %probe.central, error = %why, "cluster: heartbeat missed");
-        }
+        let r = match probe.once(every).await {
+            Ok(Answer::Accepted) => {
+                refused = false;
+                Ok(())
+            }
+            // Alive: fencing counts it as an answer; the operator must fix it.
+            Ok(Answer::Refused(why)) => {
+                if !refused {
+                    tracing::error!(central = %probe.central, smtp = %probe.addr, answer = %why, "cluster: the central answers but refuses this node (is it among the central's `cluster.peers`?); messages stay queued here");
+                }
+                refused = true;
+                Ok(())
+            }
+            Err(why) => {
+                tracing::debug!(central = %probe.central, error = %why, "cluster: heartbeat missed");
+                Err(why)
+            }
+        };
         match tracker.observe(r, SystemTime::now()) {
             Some(Reach::Reachable) => {
                 tracing::info!(central = %probe.central, smtp = %probe.addr, "cluster: the central is reachable")
@@ -318,7 +363,7 @@ mod tests {
     /// A real probe against the central's ingress, and against nothing.
     #[tokio::test]
     async fn probes_a_real_ingress() {
-        let dir = crate::cluster::pki::tests::cluster("health", &["central", "backup"]);
+        let dir = crate::cluster::pki::tests::cluster("health", &["central", "backup", "stranger"]);
         let files = |n: &str| crate::config::ClusterTlsConfig {
             ca: dir.join("ca.crt"),
             cert: dir.join(format!("{n}.crt")),
@@ -346,7 +391,15 @@ mod tests {
         let addr = ingress.local_addr().unwrap();
         let task = tokio::spawn(ingress.run());
         let p = Probe::new(&backup_tls, "central", &addr.to_string()).unwrap();
-        p.once(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(p.once(Duration::from_secs(5)).await, Ok(Answer::Accepted));
+        // A node the central does not list: refused, but the central is alive
+        // (fencing: no reason to take over).
+        let stranger_tls = NodeTls::load(&files("stranger"), "stranger").unwrap();
+        let s = Probe::new(&stranger_tls, "central", &addr.to_string()).unwrap();
+        match s.once(Duration::from_secs(5)).await {
+            Ok(Answer::Refused(why)) => assert!(why.contains("554"), "{why}"),
+            other => panic!("{other:?}"),
+        }
         // The wrong name for the central: TLS refuses it.
         let wrong = Probe::new(&backup_tls, "backup", &addr.to_string()).unwrap();
         let e = wrong.once(Duration::from_secs(5)).await.unwrap_err();
