@@ -378,6 +378,7 @@ mod tests {
             name: "backup".into(),
             role: crate::config::PeerRole::Backup,
             smtp: None,
+            control: None,
         }];
         let ingress = super::super::ingress::Ingress::bind(
             "127.0.0.1:0".parse().unwrap(),
