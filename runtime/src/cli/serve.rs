@@ -130,7 +130,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
         // Cluster services by role (ingress or forwarder), before any call.
         let cluster = crate::cluster::start(&config, &store).await?;
         // The control API and bundle/settings sync (control_listen, peers' control).
-        crate::cluster::control::start(&config, &store, &reloader, &vars).await?;
+        crate::cluster::control::start(&config, &store, &reloader, &vars, cluster.duty.clone())
+            .await?;
         server::run(
             config.clone(),
             reloader,

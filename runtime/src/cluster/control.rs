@@ -234,6 +234,8 @@ pub struct Control {
     pushes: Mutex<BTreeMap<String, PushStatus>>,
     /// Bumped after each bundle installed on the central: the pushers wake.
     pushed: tokio::sync::watch::Sender<u64>,
+    /// What this node does now (a backup's follows its failover state).
+    duty: tokio::sync::watch::Receiver<super::failover::Duty>,
 }
 
 fn now_unix() -> i64 {
@@ -257,6 +259,7 @@ impl Control {
         store: Store,
         reloader: Reloader,
         vars: Arc<UserVars>,
+        duty: tokio::sync::watch::Receiver<super::failover::Duty>,
     ) -> Result<Arc<Control>, String> {
         let c = &config.cluster;
         Ok(Arc::new(Control {
@@ -269,6 +272,7 @@ impl Control {
             reloader,
             store,
             vars,
+            duty,
             client: tls.client_config()?,
             install_lock: tokio::sync::Mutex::new(()),
             sync: Mutex::new(SyncState::default()),
@@ -295,11 +299,14 @@ impl Control {
             .with_state(self.clone())
     }
 
-    /// The state of this node: `active`, or `standby` for a backup (the
-    /// central runs).
+    /// The state of this node: `active`; a backup is `standby` while the
+    /// central runs, `active` while it stands in for it, and `handing_back`
+    /// while it forwards what it took (calls yes, lamps no).
     fn state(&self) -> &'static str {
+        let duty = *self.duty.borrow();
         match self.role {
-            Role::Backup => "standby",
+            Role::Backup if !duty.take_calls => "standby",
+            Role::Backup if !duty.send_mwi => "handing_back",
             _ => "active",
         }
     }
@@ -913,6 +920,7 @@ pub async fn start(
     store: &Store,
     reloader: &Reloader,
     vars: &Arc<UserVars>,
+    duty: tokio::sync::watch::Receiver<super::failover::Duty>,
 ) -> std::io::Result<()> {
     let c = &config.cluster;
     if c.role == Role::Standalone {
@@ -925,8 +933,15 @@ pub async fn start(
     };
     let tls = NodeTls::load(files, c.node_name(&config.node))
         .map_err(|(k, why)| std::io::Error::other(format!("cluster.tls.{k}: {why}")))?;
-    let ctl = Control::new(config, &tls, store.clone(), reloader.clone(), vars.clone())
-        .map_err(std::io::Error::other)?;
+    let ctl = Control::new(
+        config,
+        &tls,
+        store.clone(),
+        reloader.clone(),
+        vars.clone(),
+        duty,
+    )
+    .map_err(std::io::Error::other)?;
     if let Some(listen) = c.control_listen {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
