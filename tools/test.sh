@@ -36,7 +36,7 @@ cargo test --workspace --locked
 
 # The binary the integration tests built (`cargo run -p` would resolve other
 # features and rebuild Cranelift).
-vflow=target/debug/vflow
+vflow="${CARGO_TARGET_DIR:-target}/debug/vflow"
 
 step "vflow check flows stdlib examples tests"
 "$vflow" check flows stdlib examples tests/flows
