@@ -225,9 +225,7 @@ impl Server {
 
     fn stop(mut self) {
         if let Some(child) = &self.proc.child {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
+            send_signal(child.id(), libc::SIGTERM);
         }
         let status = self.proc.wait(Duration::from_secs(10));
         assert!(

@@ -142,9 +142,7 @@ impl Server {
     /// SIGTERM, then a clean exit within 10 s.
     fn stop(&mut self) {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        send_signal(child.id(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         let status = loop {
             match child.try_wait() {
@@ -370,14 +368,8 @@ fn a_call_survives_a_reload_and_the_next_call_runs_the_new_bundle() {
 
     // Serial 3 by SIGHUP: serial 1 is no longer kept, and no call runs on it.
     install(&b(3), &bundle);
-    let pid = server.child.as_ref().unwrap().id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let pid = server.child.as_ref().unwrap().id();
+    assert!(send_signal(pid, libc::SIGHUP), "SIGHUP to {pid}");
     assert!(
         server.wait_log("serial 3", Duration::from_secs(20)),
         "SIGHUP reload:\n{}",

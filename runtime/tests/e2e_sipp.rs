@@ -174,11 +174,11 @@ impl Server {
 
     /// SIGTERM, without waiting.
     fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {} failed", self.pid());
+        assert!(
+            send_signal(self.pid(), libc::SIGTERM),
+            "SIGTERM to {} failed",
+            self.pid()
+        );
     }
 
     /// Waits for the process to exit, at most `within`; `None` if it did not.

@@ -41,6 +41,17 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Sends `signal` (`libc::SIGTERM`, `libc::SIGHUP`, …) to a process; true
+/// when it was delivered. A system call, so the tests need no `kill` binary
+/// (procps is not on every fresh machine).
+pub fn send_signal(pid: u32, signal: i32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) only reads its two integer arguments.
+    unsafe { libc::kill(pid, signal) == 0 }
+}
+
 /// A fresh, empty scratch directory for one test, unique per process.
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("vflow-test-{name}-{}", std::process::id()));
