@@ -487,16 +487,7 @@ impl Store {
                 msg.mailbox
             )));
         }
-        let exists: bool = self
-            .db()
-            .query_row(
-                "SELECT 1 FROM mailboxes WHERE id = ?1",
-                [&msg.mailbox],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        if !exists {
+        if !self.mailbox_exists(&msg.mailbox)? {
             rec.discard();
             return Err(StoreError::NotFound(format!("mailbox `{}`", msg.mailbox)));
         }
@@ -526,21 +517,28 @@ impl Store {
             call_id: msg.call_id.clone(),
             flow_node: msg.flow_node.clone(),
         };
-        let forward = self.forwarding();
+        self.commit_row(&m, self.forwarding(), &dest)?;
+        Ok(m)
+    }
+
+    /// The last step of storing a message whose file is durable at `dest`:
+    /// its row (and a `forward` entry when `forward`) in one transaction, or
+    /// no file either; then the change goes out (MWI).
+    fn commit_row(&self, m: &Message, forward: bool, dest: &Path) -> Result<()> {
         let inserted = (|| -> Result<()> {
             let mut db = self.db();
             let tx = db.transaction()?;
-            insert_message(&tx, &m, forward)?;
+            insert_message(&tx, m, forward)?;
             tx.commit()?;
             Ok(())
         })();
         if let Err(e) = inserted {
             // Not committed: the file must not stay without a row.
-            let _ = fs::remove_file(&dest);
+            let _ = fs::remove_file(dest);
             return Err(e);
         }
         self.changed(&m.mailbox);
-        Ok(m)
+        Ok(())
     }
 
     /// Cluster: whether every committed message is also queued for the
@@ -602,18 +600,7 @@ impl Store {
             folder_since_ms: m.received_ms,
             ..m.clone()
         };
-        let inserted = (|| -> Result<()> {
-            let mut db = self.db();
-            let tx = db.transaction()?;
-            insert_message(&tx, &m, false)?;
-            tx.commit()?;
-            Ok(())
-        })();
-        if let Err(e) = inserted {
-            let _ = fs::remove_file(&dest);
-            return Err(e);
-        }
-        self.changed(&m.mailbox);
+        self.commit_row(&m, false, &dest)?;
         Ok(Stored::New(m))
     }
 
