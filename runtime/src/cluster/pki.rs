@@ -17,7 +17,6 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The CA certificate's file name in the output directory.
@@ -237,25 +236,11 @@ fn node_params(n: &NodeSpec, days: u32) -> Result<CertificateParams, String> {
     Ok(p)
 }
 
-/// Writes through a temporary file and a rename; `secret`: mode 0600 from the start.
+/// Writes whole or not at all (temp file, fsync, rename, directory fsync);
+/// `secret`: mode 0600 from the start.
 fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let r = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(if secret { 0o600 } else { 0o644 })
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    r.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        format!("cannot write `{}`: {e}", path.display())
-    })
+    crate::bundles::write_atomic(path, bytes, if secret { 0o600 } else { 0o644 })
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }
 
 #[cfg(test)]
