@@ -1164,62 +1164,27 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        if i.timeout.is_zero() {
-            return Err(err(
-                "cluster.ingress.timeout",
-                "must be longer than 0s".into(),
-            ));
+        let (f, k) = (&c.forward, &c.control);
+        for (key, d) in [
+            ("cluster.ingress.timeout", i.timeout),
+            ("cluster.forward.timeout", f.timeout),
+            ("cluster.control.pull_every", k.pull_every),
+            ("cluster.control.timeout", k.timeout),
+        ] {
+            if d.is_zero() {
+                return Err(err(key, "must be longer than 0s".into()));
+            }
         }
-        let f = &c.forward;
-        if f.timeout.is_zero() {
-            return Err(err(
-                "cluster.forward.timeout",
-                "must be longer than 0s".into(),
-            ));
-        }
-        if f.retry_first.is_zero() || f.retry_max < f.retry_first {
-            return Err(err(
-                "cluster.forward.retry_max",
-                "retry_first must be above 0s and retry_max at least retry_first".into(),
-            ));
-        }
-        let k = &c.control;
-        if k.pull_every.is_zero() {
-            return Err(err(
-                "cluster.control.pull_every",
-                "must be longer than 0s".into(),
-            ));
-        }
-        if k.timeout.is_zero() {
-            return Err(err(
-                "cluster.control.timeout",
-                "must be longer than 0s".into(),
-            ));
-        }
-        if k.retry_first.is_zero() || k.retry_max < k.retry_first {
-            return Err(err(
-                "cluster.control.retry_max",
-                "retry_first must be above 0s and retry_max at least retry_first".into(),
-            ));
-        }
-        let k = &c.control;
-        if k.pull_every.is_zero() {
-            return Err(err(
-                "cluster.control.pull_every",
-                "must be longer than 0s".into(),
-            ));
-        }
-        if k.timeout.is_zero() {
-            return Err(err(
-                "cluster.control.timeout",
-                "must be longer than 0s".into(),
-            ));
-        }
-        if k.retry_first.is_zero() || k.retry_max < k.retry_first {
-            return Err(err(
-                "cluster.control.retry_max",
-                "retry_first must be above 0s and retry_max at least retry_first".into(),
-            ));
+        for (key, first, max) in [
+            ("cluster.forward.retry_max", f.retry_first, f.retry_max),
+            ("cluster.control.retry_max", k.retry_first, k.retry_max),
+        ] {
+            if first.is_zero() || max < first {
+                return Err(err(
+                    key,
+                    "retry_first must be above 0s and retry_max at least retry_first".into(),
+                ));
+            }
         }
         Ok(())
     }
