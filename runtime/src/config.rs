@@ -188,6 +188,22 @@ pub struct RtpConfig {
     /// A call with no media for this long is ended.
     #[serde(with = "duration_text")]
     pub timeout: Duration,
+    /// While nothing plays: `keepalive` (one silence packet a second) or
+    /// `continuous` (a packet every 20 ms).
+    #[serde(deserialize_with = "silence")]
+    pub silence: crate::media::Silence,
+}
+
+fn silence<'de, D: serde::Deserializer<'de>>(d: D) -> Result<crate::media::Silence, D::Error> {
+    use crate::media::Silence;
+    match String::deserialize(d)?.as_str() {
+        "keepalive" => Ok(Silence::Keepalive),
+        "continuous" => Ok(Silence::Continuous),
+        other => Err(serde::de::Error::unknown_variant(
+            other,
+            &["keepalive", "continuous"],
+        )),
+    }
 }
 
 /// How a call's SIP target maps to a start point.
@@ -280,6 +296,7 @@ impl Default for RtpConfig {
                 last: 20999,
             },
             timeout: Duration::from_secs(30),
+            silence: crate::media::Silence::Keepalive,
         }
     }
 }

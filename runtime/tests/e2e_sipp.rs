@@ -1340,7 +1340,9 @@ fn malformed_input_never_stops_the_server() {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        // The call's media still flows: fresh PCMU packets keep coming.
+        // The call's media still flows: fresh PCMU packets keep coming — 50 a
+        // second while a prompt plays, one a second (the silence keepalive)
+        // if a garbage telephone-event ended the greeting and it now records.
         rtp_in.set_nonblocking(true).unwrap();
         let mut buf = [0u8; 2048];
         while rtp_in.recv(&mut buf).is_ok() {}
@@ -1348,7 +1350,7 @@ fn malformed_input_never_stops_the_server() {
         rtp_in
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
-        let (mut fresh, until) = (0, Instant::now() + Duration::from_millis(400));
+        let (mut fresh, until) = (0, Instant::now() + Duration::from_millis(1500));
         while Instant::now() < until {
             let n = rtp_in.recv(&mut buf).unwrap_or(0);
             if n == 12 + 160 && buf[0] >> 6 == 2 && buf[1] & 0x7f == 0 {
@@ -1356,8 +1358,8 @@ fn malformed_input_never_stops_the_server() {
             }
         }
         assert!(
-            fresh >= 10,
-            "only {fresh} RTP packets in 400 ms after the garbage\n{}",
+            fresh >= 1,
+            "no RTP packet in 1.5 s after the garbage\n{}",
             server.log()
         );
         assert_eq!(

@@ -2,11 +2,13 @@
 //! playback, `say`, and recording.
 //!
 //! Nothing here opens a socket, spawns a task or reads a clock. The driver
-//! (tokio, one task per call) owns the UDP socket and a 20 ms timer and pumps
-//! one [`MediaSession`] per call:
+//! (tokio, one task per call) owns the UDP socket and a timer and pumps one
+//! [`MediaSession`] per call:
 //!
 //! 1. every datagram from the call's RTP socket → [`MediaSession::handle_rtp`];
-//! 2. every 20 ms → [`MediaSession::poll_frame`], and send the packet it writes;
+//! 2. every 20 ms while [`MediaSession::needs_pacing`] (something is playing),
+//!    else every [`IDLE_POLL`] → [`MediaSession::poll_frame`], and send the
+//!    packet it writes, if any;
 //! 3. after either, drain [`MediaSession::poll_event`] (DTMF digits, playback
 //!    finished, recording stopped, media timeout);
 //! 4. while recording, now and then [`MediaSession::drain_recorded`] to stream
@@ -34,7 +36,7 @@ pub use player::{PlayItem, Player};
 pub use recorder::{Recorder, RecorderConfig, Recording, StopReason};
 pub use rtp::{Packetizer, RtpError, RtpPacket, RtpStats};
 pub use say::{SayError, SayKind, say};
-pub use session::{MediaConfig, MediaEvent, MediaSession};
+pub use session::{IDLE_POLL, MediaConfig, MediaEvent, MediaSession, Silence};
 pub use wav::{Samples, WavError, load_prompt, pcm16_wav, wav_header};
 
 /// Samples per second: every codec here is narrowband.

@@ -5,12 +5,14 @@
 //!            ├─ telephone-event → EventReceiver ─────────────→ Dtmf event
 //!            └─ audio → JitterBuffer → 20 ms frames → InbandDetector → Dtmf event
 //!                                                 └→ Recorder ──────→ RecordingStopped
-//! send (every 20 ms): Player (or EventSender) → G.711 → Packetizer → caller's buffer
+//! send (every 20 ms while playing; a keepalive a second when silent):
+//!        Player (or EventSender) → G.711 → Packetizer → caller's buffer
 //! ```
 //!
 //! Polling contract for the driver (one task per call):
 //! - each received datagram: [`MediaSession::handle_rtp`];
-//! - every 20 ms: [`MediaSession::poll_frame`] and send what it wrote; this
+//! - every 20 ms while [`MediaSession::needs_pacing`], else at least every
+//!   [`IDLE_POLL`]: [`MediaSession::poll_frame`] and send what it wrote; this
 //!   is also where the media timeout is checked and where the jitter buffer
 //!   is flushed when packets stop, so call it even when nothing is playing;
 //! - after either: drain [`MediaSession::poll_event`] until `None`.
@@ -46,7 +48,29 @@ pub struct MediaConfig {
     pub ssrc: u32,
     pub initial_seq: u16,
     pub initial_ts: u32,
+    /// What goes out while nothing plays.
+    pub silence: Silence,
 }
+
+/// What the session sends while nothing is playing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Silence {
+    /// One silence packet a second (keeps NAT bindings and the peer's media
+    /// timeout alive); the first packet after the pause carries the marker
+    /// bit (RFC 3551 §4.1). A leave-message call sends nothing 50 times a
+    /// second for the length of the message.
+    #[default]
+    Keepalive,
+    /// A silence packet every 20 ms, for peers that want a continuous stream.
+    Continuous,
+}
+
+/// While nothing is sent, the driver need only call
+/// [`MediaSession::poll_frame`] this often (see [`MediaSession::needs_pacing`]).
+pub const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// Frames between keepalive packets in [`Silence::Keepalive`] (1 s).
+const KEEPALIVE_FRAMES: u64 = 50;
 
 impl MediaConfig {
     /// Defaults: in-band detection on, 60 ms playout delay, 30 s RTP timeout.
@@ -66,6 +90,7 @@ impl MediaConfig {
             ssrc,
             initial_seq,
             initial_ts,
+            silence: Silence::Keepalive,
         }
     }
 }
@@ -115,6 +140,8 @@ pub struct MediaSession {
     player: Player,
     playing: bool,
     next_frame_index: u64,
+    /// Index of the last frame sent; a gap before the next one sets its marker.
+    last_sent_index: Option<u64>,
     dtmf_tx: Option<(EventSender, u32)>,
     tx_frame: Frame,
     tx_payload: [u8; FRAME_SAMPLES],
@@ -143,6 +170,7 @@ impl MediaSession {
             player: Player::new(),
             playing: false,
             next_frame_index: 0,
+            last_sent_index: None,
             dtmf_tx: None,
             tx_frame: [0; FRAME_SAMPLES],
             tx_payload: [cfg.law.silence_code(); FRAME_SAMPLES],
@@ -294,10 +322,12 @@ impl MediaSession {
 
     // ---- send --------------------------------------------------------------
 
-    /// Writes the next 20 ms packet into `out` (172 bytes suffice) and returns
-    /// its length; `None` only if `out` is too small. Call every 20 ms, also
-    /// when idle: it sends silence, checks the RTP timeout and flushes the
-    /// jitter buffer when packets have stopped.
+    /// Writes the packet for the current 20 ms frame into `out` (172 bytes
+    /// suffice) and returns its length, or `None` when nothing is to be sent
+    /// (silence between keepalives, or `out` too small). Call it every 20 ms
+    /// while [`needs_pacing`](Self::needs_pacing), and at least every
+    /// [`IDLE_POLL`] otherwise: it also checks the RTP timeout and flushes
+    /// the jitter buffer when packets have stopped.
     pub fn poll_frame(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
         self.check_timers(now);
         // Keep timestamps on the wall clock: a late tick leaves a gap in the
@@ -314,29 +344,50 @@ impl MediaSession {
         if let Some((sender, start_ts)) = &mut self.dtmf_tx {
             let start_ts = *start_ts;
             if let (Some((payload, marker)), Some(pt)) = (sender.next_packet(), self.cfg.event_pt) {
-                return self
+                let n = self
                     .packetizer
                     .write(pt, start_ts, marker, &payload, out)
                     .ok();
+                self.last_sent_index = Some(index);
+                return n;
             }
             self.dtmf_tx = None;
         }
 
-        self.player.next_frame(&mut self.tx_frame);
+        let audible = self.player.next_frame(&mut self.tx_frame);
         if self.playing && self.player.is_idle() {
             self.playing = false;
             self.events.push_back(MediaEvent::PlaybackFinished);
         }
+        let after_gap = self.last_sent_index.is_some_and(|i| index > i + 1);
+        if !audible && self.cfg.silence == Silence::Keepalive {
+            let due = self
+                .last_sent_index
+                .is_none_or(|i| index >= i + KEEPALIVE_FRAMES);
+            if !due {
+                return None;
+            }
+        }
         self.cfg.law.encode(&self.tx_frame, &mut self.tx_payload);
-        self.packetizer
+        let n = self
+            .packetizer
             .write(
                 self.cfg.law.payload_type(),
                 ts,
-                false,
+                after_gap,
                 &self.tx_payload,
                 out,
             )
-            .ok()
+            .ok();
+        self.last_sent_index = Some(index);
+        n
+    }
+
+    /// True while audio or key events are queued to go out: then
+    /// [`poll_frame`](Self::poll_frame) must run every 20 ms. Otherwise
+    /// every [`IDLE_POLL`] is enough.
+    pub fn needs_pacing(&self) -> bool {
+        self.playing || self.dtmf_tx.is_some() || self.cfg.silence == Silence::Continuous
     }
 
     fn check_timers(&mut self, now: Instant) {

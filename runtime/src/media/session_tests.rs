@@ -92,7 +92,7 @@ fn playback_is_paced_packetized_and_reports_its_end() {
     let mut out = [0u8; 200];
     let mut audio = vec![];
     let mut finished_at = None;
-    for k in 0..20u64 {
+    for k in 0..15u64 {
         let n = s.poll_frame(ms(t0, k * 20), &mut out).unwrap();
         assert_eq!(n, 12 + 160);
         let p = RtpPacket::parse(&out[..n]).unwrap();
@@ -115,7 +115,65 @@ fn playback_is_paced_packetized_and_reports_its_end() {
     for (a, b) in prompt.iter().zip(&audio) {
         assert!((a - b).abs() <= (a.abs() / 16).max(8), "{a} vs {b}");
     }
-    assert!(audio[2400..].iter().all(|&x| x == 0), "silence when idle");
+    assert!(!s.needs_pacing(), "idle: no 20 ms pacing needed");
+    for k in 15..20u64 {
+        assert_eq!(
+            s.poll_frame(ms(t0, k * 20), &mut out),
+            None,
+            "silence is not sent"
+        );
+    }
+}
+
+#[test]
+fn idle_sends_a_keepalive_a_second_with_the_marker_after_each_gap() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    let mut out = [0u8; 200];
+    let mut sent = vec![];
+    // Polled every 100 ms for 3 s, as the driver does while idle.
+    for k in 0..30u64 {
+        if let Some(n) = s.poll_frame(ms(t0, k * 100), &mut out) {
+            let p = RtpPacket::parse(&out[..n]).unwrap();
+            assert!(p.payload.iter().all(|&c| c == Law::Ulaw.silence_code()));
+            sent.push((k, p.sequence, p.timestamp - 50_000, p.marker));
+        }
+    }
+    assert_eq!(
+        sent,
+        vec![
+            (0, 1000, 0, true),
+            (10, 1001, 8000, true),
+            (20, 1002, 16_000, true)
+        ],
+        "one a second, on the wall clock, consecutive sequence numbers"
+    );
+    // A prompt after the pause: 20 ms pacing, marker on its first packet only.
+    s.play(samples(vec![1000; 480]));
+    assert!(s.needs_pacing());
+    let marks: Vec<bool> = (0..3u64)
+        .map(|k| {
+            let n = s.poll_frame(ms(t0, 3000 + k * 20), &mut out).unwrap();
+            RtpPacket::parse(&out[..n]).unwrap().marker
+        })
+        .collect();
+    assert_eq!(marks, [true, false, false]);
+}
+
+#[test]
+fn continuous_silence_sends_every_frame() {
+    let t0 = Instant::now();
+    let mut cfg = MediaConfig::new(Law::Ulaw, Some(EVENT_PT), 0xABCD, 1000, 50_000);
+    cfg.silence = Silence::Continuous;
+    let mut s = MediaSession::new(cfg, t0);
+    assert!(s.needs_pacing());
+    let mut out = [0u8; 200];
+    for k in 0..10u64 {
+        let n = s.poll_frame(ms(t0, k * 20), &mut out).unwrap();
+        let p = RtpPacket::parse(&out[..n]).unwrap();
+        assert_eq!(p.timestamp - 50_000, 160 * k as u32);
+        assert_eq!(p.marker, k == 0);
+    }
 }
 
 #[test]
@@ -142,6 +200,7 @@ fn late_ticks_leave_a_timestamp_gap_and_bursts_stay_monotonic() {
         let n = s.poll_frame(t, &mut out).unwrap();
         RtpPacket::parse(&out[..n]).unwrap().timestamp - 50_000
     };
+    s.play(samples(vec![1000; 8000]));
     s.poll_frame(t0, &mut out);
     assert_eq!(ts(&mut s, ms(t0, 61)), 480, "a tick 40 ms late");
     assert_eq!(ts(&mut s, ms(t0, 62)), 640, "catching up, not repeating");

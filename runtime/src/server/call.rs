@@ -129,11 +129,7 @@ pub async fn run(
         session: MediaSession::new(mcfg, now),
         sock,
         remote: inc.offer.remote_rtp,
-        tick: {
-            let mut t = tokio::time::interval(Duration::from_millis(u64::from(media::FRAME_MS)));
-            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            t
-        },
+        tick: Box::pin(tokio::time::sleep(Duration::ZERO)),
         events,
         ended: false,
         rx: vec![0u8; 2048],
@@ -190,7 +186,9 @@ struct CallIo {
     session: MediaSession,
     sock: UdpSocket,
     remote: SocketAddr,
-    tick: tokio::time::Interval,
+    /// The next media turn: every 20 ms while something plays, every
+    /// [`media::IDLE_POLL`] otherwise (see [`CallIo::pump_media`]).
+    tick: std::pin::Pin<Box<tokio::time::Sleep>>,
     events: mpsc::UnboundedReceiver<CallEvent>,
     /// The SIP side is over (BYE, CANCEL, server stop).
     ended: bool,
@@ -434,6 +432,11 @@ impl CallIo {
                     }
                 }
             }
+            let period = self.media_period();
+            if self.tick.deadline() > tokio::time::Instant::now() + period {
+                // A prompt was queued while idle: start it now.
+                self.tick.as_mut().reset(tokio::time::Instant::now());
+            }
             tokio::select! {
                 biased;
                 ev = self.events.recv() => match ev {
@@ -451,15 +454,37 @@ impl CallIo {
                         return Io::HungUp;
                     }
                 }
-                _ = self.tick.tick() => self.pump_media(),
+                _ = self.tick.as_mut() => {
+                    self.pump_media();
+                    // A late turn is not repeated: the frame clock in the
+                    // session leaves a timestamp gap instead.
+                    let period = self.media_period();
+                    let now = tokio::time::Instant::now();
+                    let mut next = self.tick.deadline() + period;
+                    if next <= now {
+                        next = now + period;
+                    }
+                    self.tick.as_mut().reset(next);
+                }
                 _ = &mut sleep, if deadline.is_some() => return Io::Deadline,
             }
         }
     }
 
-    /// One 20 ms turn of the media: take every datagram that arrived, send
-    /// the next frame, stream the recording. One wake-up per frame per call,
-    /// whatever the peer sends (RTP waits at most one frame in the socket).
+    fn media_period(&self) -> Duration {
+        if self.session.needs_pacing() {
+            Duration::from_millis(u64::from(media::FRAME_MS))
+        } else {
+            media::IDLE_POLL
+        }
+    }
+
+    /// One turn of the media: take every datagram that arrived, send the
+    /// frame due (if any), stream the recording. One wake-up per turn per
+    /// call whatever the peer sends: RTP waits in the socket for at most
+    /// 20 ms while we play and 100 ms while we listen (five packets; DTMF
+    /// and recording work on RTP timestamps, so batching changes nothing
+    /// they see).
     fn pump_media(&mut self) {
         let now = Instant::now();
         while let Ok((n, _from)) = self.sock.try_recv_from(&mut self.rx) {
