@@ -11,16 +11,32 @@
 # the whole run) and peak memory growth per concurrent call. sipp runs on the
 # same 2 cores and is itself the bottleneck near the top levels.
 # Every run is bounded (sipp -timeout, fixed call counts) and loopback only.
+#
+# CPU % over wall time moves with whatever else runs on the machine; the CPU
+# *time* columns (per call-second, per call) are what to compare between runs.
+#
+# Environment:
+#   VFLOW_BIN=PATH    run this binary instead of building (e.g. to compare
+#                     two builds in one session)
+#   WINDOW=START:LEN  also measure a steady state, START seconds after sipp
+#                     starts: the server's CPU over LEN seconds, then its
+#                     syscalls per second over 5 more (`perf stat`, if
+#                     installed); written to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-leave}"; shift || true
 command -v sipp >/dev/null || { echo "sipp is missing: apt-get install -y sip-tester" >&2; exit 2; }
-cargo build -q --release -p vflow-runtime
-BIN="$PWD/target/release/vflow"
+if [ -n "${VFLOW_BIN:-}" ]; then
+  BIN="$VFLOW_BIN"
+else
+  cargo build -q --release -p vflow-runtime
+  BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/vflow"
+fi
 PORT="${PORT:-15060}"
+SIPP_PORT="${SIPP_PORT:-15070}"
 HZ=$(getconf CLK_TCK)
 work=$(mktemp -d)
-trap 'kill "$SRV" 2>/dev/null || true; cp "$work/sipp.out" /tmp/load-sipp.out 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "$SRV" 2>/dev/null || true; cp "$work/sipp.out" /tmp/load-sipp.out 2>/dev/null || true; cp "$work/stat.csv" /tmp/load-stat.csv 2>/dev/null || true; rm -rf "$work"' EXIT
 
 start_server() {
   rm -rf "$work/var"
@@ -55,6 +71,74 @@ YAML
 }
 
 ticks() { awk '{print $14 + $15}' "/proc/$SRV/stat"; }
+
+# The steady-state window (WINDOW=START:LEN), in the background during a run:
+# the server's CPU over LEN seconds, then its syscalls over 5 more seconds
+# (tracing syscalls slows the server, so the two are not measured together).
+window() {
+  [ -n "${WINDOW:-}" ] || return 0
+  local start=${WINDOW%%:*} len=${WINDOW##*:} w0 w1
+  sleep "$start"
+  w0=$(ticks); sleep "$len"; w1=$(ticks)
+  echo "window ${start}s+${len}s: server CPU $(python3 -c "print(f'{($w1-$w0)/$HZ/$len*100:.1f}')") % of a core" >&2
+  command -v perf >/dev/null || return 0
+  perf stat -x, -p "$SRV" -e 'syscalls:sys_enter_recvfrom,syscalls:sys_enter_recvmsg,syscalls:sys_enter_recvmmsg,syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg,syscalls:sys_enter_sendmmsg,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_write,syscalls:sys_enter_futex' \
+    -- sleep 5 2>"$work/perf.csv" >/dev/null || true
+  awk -F, '$1 ~ /^[0-9]+$/ && $1 > 0 {sub("syscalls:sys_enter_","",$3); printf "  %-12s %9.0f /s\n", $3, $1/5}' "$work/perf.csv" >&2
+}
+
+# Who falls behind: every 0.2 s, the receive queue and drop count of the
+# server's SIP socket and of sipp's (from `ss`); the maxima and last drop
+# counts go to $work/queues.
+queues() {
+  : > "$work/queues.raw"
+  while kill -0 "$SIPP" 2>/dev/null; do
+    ss -Huanm "( sport = :$PORT or sport = :$SIPP_PORT )" 2>/dev/null >> "$work/queues.raw" || true
+    sleep 0.2
+  done
+  python3 - "$work/queues.raw" "$PORT" "$SIPP_PORT" > "$work/queues" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read().split("\n")
+stats = {}
+cur = None
+for line in text:
+    f = line.split()
+    if len(f) >= 4 and f[0] == "UNCONN":
+        cur = f[3].rsplit(":", 1)[-1]
+        q = stats.setdefault(cur, [0, 0])
+        q[0] = max(q[0], int(f[1]))
+    m = re.search(r"\bd(\d+)\)", line)
+    if m and cur:
+        stats[cur][1] = int(m.group(1))
+srv = stats.get(sys.argv[2], [0, 0]); sipp = stats.get(sys.argv[3], [0, 0])
+print(f"{srv[0] // 1024} KiB / {srv[1]} | {sipp[0] // 1024} KiB / {sipp[1]}")
+PY
+}
+
+# sipp's call setup rate: created calls per second, the mean over its full
+# one-second statistics periods (-trace_stat -fd 1) before the last call.
+setup_rate() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+rows = [l.rstrip("\n").split(";") for l in open(sys.argv[1], errors="replace") if l.strip()]
+total = int(sys.argv[2])
+head, rows = rows[0], rows[1:]
+col = {name: i for i, name in enumerate(head)}
+def secs(t):
+    f = [int(x) for x in t.split(":")]  # HH:MM:SS, or HH:MM:SS:µs
+    return f[0] * 3600 + f[1] * 60 + f[2] + (f[3] / 1e6 if len(f) > 3 else 0)
+rates = []
+for r in rows:
+    if int(r[col["OutgoingCall(C)"]]) >= total:
+        break
+    p = secs(r[col["ElapsedTime(P)"]])
+    if p >= 0.9:
+        rates.append(int(r[col["OutgoingCall(P)"]]) / p)
+rates = rates[1:] or rates  # the first period includes sipp's start
+print(f"{sum(rates) / len(rates):.0f}" if rates else "?")
+PY
+}
+
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SRV/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$SRV/status"; }
 
@@ -93,38 +177,49 @@ PY
 case "$mode" in
   leave)
     levels=("$@"); [ $# -eq 0 ] && levels=(100 300 550)
-    echo "| concurrent | calls | failed | messages ≥9.5 s | server CPU (% of a core) | memory per call (KB) | wall (s) |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| concurrent | calls | failed | messages ≥9.5 s | server CPU (% of a core) | CPU per call-second (µs) | memory per call (KB) | wall (s) |"
+    echo "|---|---|---|---|---|---|---|---|"
     for n in "${levels[@]}"; do
       start_server
       calls=$((n * 2)); rate=$(python3 -c "print(max(1, round($n / 19.5, 1)))")
       base=$(rss_kb); c0=$(ticks); t0=$(date +%s.%N)
+      window & WIN=$!
       sipp -sf tests/load/leave_10s.xml -s vm-201 "127.0.0.1:$PORT" -r "$rate" -l "$n" -m "$calls" \
            -timeout 400s -max_socket 20000 -nostdin >"$work/sipp.out" 2>&1 || true
-      t1=$(date +%s.%N); c1=$(ticks)
+      t1=$(date +%s.%N); c1=$(ticks); wait "$WIN" 2>/dev/null || true
       cpu=$(python3 -c "print(f'{($c1-$c0)/$HZ/($t1-$t0)*100:.1f}')")
+      # A call lasts about 19.4 s (answer, 8.6 s of greeting and beep, 10.6 s of speech, BYE).
+      per=$(python3 -c "print(f'{($c1-$c0)/$HZ/($calls*19.4)*1e6:.0f}')")
       mem=$(python3 -c "print(f'{max(0,$(hwm_kb)-$base)/$n:.0f}')")
       failed=$(grep -E "Failed call" "$work/sipp.out" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
       kill -TERM "$SRV"; wait "$SRV" 2>/dev/null || true
-      echo "| $n | $calls | ${failed:-?} | $(complete_messages) | $cpu | $mem | $(python3 -c "print(f'{$t1-$t0:.0f}')") |"
+      echo "| $n | $calls | ${failed:-?} | $(complete_messages) | $cpu | $per | $mem | $(python3 -c "print(f'{$t1-$t0:.0f}')") |"
     done
     ;;
   short)
     rates=("$@"); [ $# -eq 0 ] && rates=(500 1000 2000)
-    echo "| rate (calls/s) | calls | failed | retransmissions | server CPU (% of a core) | wall (s) |"
-    echo "|---|---|---|---|---|---|"
+    echo "| rate (calls/s) | sipp reached (calls/s) | calls | failed | retransmissions | server CPU (% of a core) | CPU per call (µs) | sipp CPU (% of a core) | server SIP socket: max queue / drops | sipp socket: max queue / drops | wall (s) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     for r in "${rates[@]}"; do
       start_server
       calls=$((r * 10))
       c0=$(ticks); t0=$(date +%s.%N)
-      sipp -sf tests/load/short_call.xml -s short "127.0.0.1:$PORT" -r "$r" -m "$calls" -l $((r * 4)) \
-           -timeout 120s -max_socket 20000 -nostdin >"$work/sipp.out" 2>&1 || true
-      t1=$(date +%s.%N); c1=$(ticks)
+      window & WIN=$!
+      # sipp's own CPU time, if GNU time is installed.
+      timer=(); [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "%U %S" -o "$work/sipp.time")
+      "${timer[@]}" sipp -sf tests/load/short_call.xml -s short "127.0.0.1:$PORT" -p "$SIPP_PORT" -r "$r" -m "$calls" -l $((r * 4)) \
+           -trace_stat -stf "$work/stat.csv" -fd 1 -timeout 120s -max_socket 20000 -nostdin >"$work/sipp.out" 2>&1 &
+      SIPP=$!
+      queues & QS=$!
+      wait "$SIPP" || true
+      t1=$(date +%s.%N); c1=$(ticks); wait "$WIN" "$QS" 2>/dev/null || true
+      sipp_cpu=$(python3 -c "u, s = map(float, open('$work/sipp.time').read().split()[-2:]); print(f'{(u+s)/($t1-$t0)*100:.1f}')" 2>/dev/null || echo "?")
       cpu=$(python3 -c "print(f'{($c1-$c0)/$HZ/($t1-$t0)*100:.1f}')")
+      per=$(python3 -c "print(f'{($c1-$c0)/$HZ/$calls*1e6:.0f}')")
       failed=$(grep -E "Failed call" "$work/sipp.out" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
       retrans=$(retransmissions "$work/sipp.out")
       kill -TERM "$SRV"; wait "$SRV" 2>/dev/null || true
-      echo "| $r | $calls | ${failed:-?} | ${retrans:-?} | $cpu | $(python3 -c "print(f'{$t1-$t0:.0f}')") |"
+      echo "| $r | $(setup_rate "$work/stat.csv" "$calls" 2>/dev/null || echo "?") | $calls | ${failed:-?} | ${retrans:-?} | $cpu | $per | $sipp_cpu | $(cat "$work/queues") | $(python3 -c "print(f'{$t1-$t0:.0f}')") |"
     done
     ;;
   *) echo "usage: tools/load.sh leave|short [LEVELS…]" >&2; exit 2 ;;

@@ -123,8 +123,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// The time zone for `in_profile`, `$TIME`, `$DATE` (IANA name); default: the system's.
     pub time_zone: Option<String>,
-    /// Threads running calls and SIP. One (the default) is cheapest per call:
-    /// a 20 ms media turn per call never crosses threads.
+    /// Threads running calls (SIP runs on a thread of its own). One (the
+    /// default) is cheapest per call: a media turn never crosses threads.
     pub threads: usize,
 }
 

@@ -122,13 +122,19 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let listen = config.sip.listen;
+    // Bound here so a taken port is an error at start; registered with the
+    // SIP thread's reactor there.
     let udp = if config.sip.udp {
-        Some(Arc::new(UdpSocket::bind(listen).await?))
+        let s = std::net::UdpSocket::bind(listen)?;
+        s.set_nonblocking(true)?;
+        Some(s)
     } else {
         None
     };
     let tcp = if config.sip.tcp {
-        Some(TcpListener::bind(listen).await?)
+        let l = std::net::TcpListener::bind(listen)?;
+        l.set_nonblocking(true)?;
+        Some(l)
     } else {
         None
     };
@@ -240,14 +246,21 @@ pub async fn run(
     });
     let driver = SipDriver {
         endpoint,
-        udp,
+        udp: None,
         tcp_out: HashMap::new(),
         calls: HashMap::new(),
         shared: shared.clone(),
         next_conn: 0,
         mwi_in,
+        calls_runtime: tokio::runtime::Handle::current(),
     };
-    let mut sip_task = tokio::spawn(driver.run(tcp, cmd_rx, stop_rx, duty, mwi_out));
+    let (sip_quit, sip_quit_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut sip_task = spawn_sip_thread(
+        driver,
+        SipSockets { udp, tcp },
+        (cmd_rx, stop_rx, duty, mwi_out),
+        sip_quit_rx,
+    )?;
     let housekeeping = tokio::spawn(housekeeping(shared.clone()));
 
     tokio::select! {
@@ -255,7 +268,7 @@ pub async fn run(
         r = &mut sip_task => {
             return match r {
                 Ok(r) => r,
-                Err(e) => Err(std::io::Error::other(e)),
+                Err(_) => Err(std::io::Error::other("the SIP thread stopped")),
             };
         }
     }
@@ -281,7 +294,8 @@ pub async fn run(
     }
     // Let the BYEs go out.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    sip_task.abort();
+    let _ = sip_quit.send(());
+    let _ = sip_task.await;
     sighup.abort();
     if let Some(t) = control_task {
         // Dropping it removes the socket file: `vflow reload` sees no server.
@@ -339,6 +353,56 @@ fn seed() -> u64 {
     h.finish()
 }
 
+/// The SIP listening sockets, bound on the caller's thread.
+struct SipSockets {
+    udp: Option<std::net::UdpSocket>,
+    tcp: Option<std::net::TcpListener>,
+}
+
+type SipInputs = (
+    mpsc::UnboundedReceiver<SipCommand>,
+    watch::Receiver<bool>,
+    watch::Receiver<crate::cluster::Duty>,
+    mpsc::UnboundedReceiver<mwi::Output>,
+);
+
+/// Runs the SIP driver on a thread of its own (a single-threaded runtime),
+/// so a turn of the media of hundreds of calls never delays a SIP response
+/// (RFC 3261 timers, and load bursts that would overflow the socket); call
+/// tasks still run on the caller's runtime. The receiver yields the
+/// driver's result when it fails or `quit` fires.
+fn spawn_sip_thread(
+    driver: SipDriver,
+    sockets: SipSockets,
+    inputs: SipInputs,
+    quit: tokio::sync::oneshot::Receiver<()>,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<std::io::Result<()>>> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("vflow-sip".into())
+        .spawn(move || {
+            let r = rt.block_on(async move {
+                let mut driver = driver;
+                driver.udp = sockets
+                    .udp
+                    .map(UdpSocket::from_std)
+                    .transpose()?
+                    .map(Arc::new);
+                let tcp = sockets.tcp.map(TcpListener::from_std).transpose()?;
+                let (commands, stopping, duty, mwi_out) = inputs;
+                tokio::select! {
+                    r = driver.run(tcp, commands, stopping, duty, mwi_out) => r,
+                    _ = quit => Ok(()),
+                }
+            });
+            let _ = done_tx.send(r);
+        })?;
+    Ok(done_rx)
+}
+
 enum TcpInput {
     Message {
         conn: ConnId,
@@ -350,6 +414,9 @@ enum TcpInput {
     },
 }
 
+/// Datagrams read in one turn of the SIP loop after the one that woke it.
+const UDP_BATCH: usize = 63;
+
 struct SipDriver {
     endpoint: Endpoint,
     udp: Option<Arc<UdpSocket>>,
@@ -358,6 +425,8 @@ struct SipDriver {
     shared: Arc<Shared>,
     next_conn: u64,
     mwi_in: mpsc::UnboundedSender<mwi::Input>,
+    /// Where call tasks run (the server's runtime, not the SIP thread).
+    calls_runtime: tokio::runtime::Handle,
 }
 
 impl SipDriver {
@@ -385,7 +454,18 @@ impl SipDriver {
             tokio::select! {
                 r = async { match &udp { Some(u) => u.recv_from(&mut buf).await, None => std::future::pending().await } } => {
                     match r {
-                        Ok((n, from)) => self.endpoint.handle_datagram(Instant::now(), Transport::Udp, from, &buf[..n]),
+                        Ok((n, from)) => {
+                            let now = Instant::now();
+                            self.endpoint.handle_datagram(now, Transport::Udp, from, &buf[..n]);
+                            // Take what else is waiting before answering: one
+                            // turn of this loop per burst, not per datagram.
+                            if let Some(u) = &udp {
+                                for _ in 0..UDP_BATCH {
+                                    let Ok((n, from)) = u.try_recv_from(&mut buf) else { break };
+                                    self.endpoint.handle_datagram(now, Transport::Udp, from, &buf[..n]);
+                                }
+                            }
+                        }
                         // ICMP errors surface here on Linux; they concern one peer, not us.
                         Err(e) => tracing::debug!(error = %e, "udp receive"),
                     }
@@ -521,7 +601,7 @@ impl SipDriver {
                 self.calls.insert(inc.call, tx);
                 let shared = self.shared.clone();
                 shared.active_calls.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(async move {
+                self.calls_runtime.spawn(async move {
                     let s = shared.clone();
                     call::run(s, *inc, rx).await;
                     shared.active_calls.fetch_sub(1, Ordering::Relaxed);
