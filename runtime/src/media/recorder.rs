@@ -174,6 +174,12 @@ impl Recorder {
         reason
     }
 
+    /// Committed samples waiting for [`Recorder::drain_into`]: a driver
+    /// drains when this reaches a size worth a write.
+    pub fn committed(&self) -> usize {
+        self.committed
+    }
+
     /// Appends the committed samples to `out` as little-endian PCM16 and
     /// forgets them. Returns the number of samples appended.
     pub fn drain_into(&mut self, out: &mut Vec<u8>) -> usize {

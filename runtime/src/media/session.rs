@@ -457,6 +457,12 @@ impl MediaSession {
         self.recorder.is_some()
     }
 
+    /// Samples [`MediaSession::drain_recorded`] would give now (0 when not
+    /// recording): lets a driver write the recording in large pieces.
+    pub fn recorded_pending(&self) -> usize {
+        self.recorder.as_ref().map_or(0, Recorder::committed)
+    }
+
     /// Streams the committed part of the recording, as PCM16 LE bytes.
     pub fn drain_recorded(&mut self, out: &mut Vec<u8>) -> usize {
         self.recorder.as_mut().map_or(0, |r| r.drain_into(out))

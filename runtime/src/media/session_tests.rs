@@ -319,8 +319,12 @@ fn recording_stops_on_silence_after_speech() {
     }
     let (reason, _) = stopped_at.expect("stopped on silence");
     assert_eq!(reason, StopReason::Silence);
+    let pending = s.recorded_pending();
+    assert!(pending > 0, "speech is committed");
     let mut streamed = vec![];
-    s.drain_recorded(&mut streamed);
+    assert_eq!(s.drain_recorded(&mut streamed), pending);
+    assert_eq!(streamed.len(), pending * 2);
+    assert_eq!(s.recorded_pending(), 0);
     let rec = s.stop_recording(StopReason::Hangup).unwrap();
     assert_eq!(rec.reason, StopReason::Silence);
     assert!(rec.has_speech);

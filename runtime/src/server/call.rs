@@ -159,6 +159,10 @@ pub async fn run(
     tracing::info!(call_id = %inc.call_id, "call finished");
 }
 
+/// Samples of a recording written to its file at a time (0.25 s: few
+/// writes, little memory held per call).
+const RECORDING_PIECE: usize = media::SAMPLE_RATE as usize / 4;
+
 /// What one step of the media loop produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Io {
@@ -499,16 +503,20 @@ impl CallIo {
         self.stream_recording();
     }
 
-    /// Moves what the recorder committed into the file, about once a second.
+    /// Moves what the recorder committed into the file, in pieces of a
+    /// quarter second or more (a write per 12 frames, not per turn); the rest comes
+    /// with the tail when the recording stops.
     fn stream_recording(&mut self) {
         let Some(active) = self.recording.as_mut() else {
             return;
         };
-        let mut buf = Vec::new();
-        if self.session.drain_recorded(&mut buf) > 0 {
-            if let Err(e) = active.file.append(&buf) {
-                tracing::error!(call_id = %self.call_id, error = %e, "cannot write a recording");
-            }
+        if self.session.recorded_pending() < RECORDING_PIECE {
+            return;
+        }
+        let mut piece = Vec::new();
+        self.session.drain_recorded(&mut piece);
+        if let Err(e) = active.file.append(&piece) {
+            tracing::error!(call_id = %self.call_id, error = %e, "cannot write a recording");
         }
     }
 
