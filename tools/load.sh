@@ -36,7 +36,7 @@ PORT="${PORT:-15060}"
 SIPP_PORT="${SIPP_PORT:-15070}"
 HZ=$(getconf CLK_TCK)
 work=$(mktemp -d)
-trap 'kill "$SRV" 2>/dev/null || true; cp "$work/sipp.out" /tmp/load-sipp.out 2>/dev/null || true; cp "$work/stat.csv" /tmp/load-stat.csv 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "$SRV" 2>/dev/null || true; cp "$work/sipp.out" /tmp/load-sipp.out 2>/dev/null || true; cp "$work/stat.csv" /tmp/load-stat.csv 2>/dev/null || true; cp "$work/serve.log" /tmp/load-serve.log 2>/dev/null || true; rm -rf "$work"' EXIT
 
 start_server() {
   rm -rf "$work/var"
@@ -60,7 +60,7 @@ voicemail:
     - id: "201"
       name: Load Test
 YAML
-  "$BIN" serve --config "$work/cfg.yaml" --log warn 2>"$work/serve.log" &
+  "$BIN" serve --config "$work/cfg.yaml" --log "${LOG:-warn}" 2>"$work/serve.log" &
   SRV=$!
   for _ in $(seq 100); do
     grep -q "error" "$work/serve.log" && { cat "$work/serve.log"; exit 1; }
@@ -71,6 +71,10 @@ YAML
 }
 
 ticks() { awk '{print $14 + $15}' "/proc/$SRV/stat"; }
+# Nanoseconds the server's threads were ready to run but waited for a core
+# (run-queue delay, /proc/PID/task/*/schedstat): high when something else,
+# such as sipp, keeps both cores busy.
+waited_ns() { cat /proc/"$SRV"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {print s + 0}'; }
 
 # The steady-state window (WINDOW=START:LEN), in the background during a run:
 # the server's CPU over LEN seconds, then its syscalls over 5 more seconds
@@ -139,6 +143,25 @@ print(f"{sum(rates) / len(rates):.0f}" if rates else "?")
 PY
 }
 
+# What the server's RTP counts say, over all calls: packets received per call
+# (mean and fewest; the speech is 500 packets), packets missing (sequence gaps:
+# dropped on the way, in a full socket buffer, or skipped by the sender) and
+# too late to use. Few received with none missing means the caller stopped
+# sending (hung up) before its speech was out: a late sender.
+rtp_counts() {
+  python3 - "$work/serve.log" <<'PY'
+import re, sys
+got, lost, late = [], 0, 0
+for line in open(sys.argv[1], errors="replace"):
+    if "call finished" in line:
+        f = dict(re.findall(r"(rtp_\w+)=(\d+)", line))
+        got.append(int(f.get("rtp_received", 0)))
+        lost += int(f.get("rtp_lost", 0)); late += int(f.get("rtp_late", 0))
+mean = sum(got) / len(got) if got else 0
+print(f"{mean:.0f} ({min(got, default=0)}) / {lost} / {late}")
+PY
+}
+
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SRV/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$SRV/status"; }
 
@@ -163,37 +186,41 @@ PY
 complete_messages() {
   python3 - "$work/var/messages" <<'PY'
 import os, sys, wave
-root = sys.argv[1]; n = 0
+root = sys.argv[1]; lengths = []
 for d, _, files in os.walk(root):
     for f in files:
         if f.endswith(".wav"):
             w = wave.open(os.path.join(d, f))
-            if w.getnframes() / w.getframerate() >= 9.5:
-                n += 1
-print(n)
+            lengths.append(w.getnframes() / w.getframerate())
+n = sum(1 for x in lengths if x >= 9.5)
+print(f"{n} (shortest {min(lengths):.1f} s)" if lengths else "0")
 PY
 }
 
 case "$mode" in
   leave)
     levels=("$@"); [ $# -eq 0 ] && levels=(100 300 550)
-    echo "| concurrent | calls | failed | messages ≥9.5 s | server CPU (% of a core) | CPU per call-second (µs) | memory per call (KB) | wall (s) |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| concurrent | calls | failed | messages ≥9.5 s | server CPU (% of a core) | CPU per call-second (µs) | memory per call (KB) | sipp CPU (% of a core) | server waiting for a core (% of the time) | RTP at the server: received per call, mean (fewest) / missing / late | wall (s) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     for n in "${levels[@]}"; do
-      start_server
+      # The call log lines carry each call's RTP counts.
+      LOG="warn,vflow_runtime::server::call=info" start_server
       calls=$((n * 2)); rate=$(python3 -c "print(max(1, round($n / 19.5, 1)))")
-      base=$(rss_kb); c0=$(ticks); t0=$(date +%s.%N)
+      base=$(rss_kb); c0=$(ticks); t0=$(date +%s.%N); w0=$(waited_ns)
       window & WIN=$!
-      sipp -sf tests/load/leave_10s.xml -s vm-201 "127.0.0.1:$PORT" -r "$rate" -l "$n" -m "$calls" \
+      timer=(); [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "%U %S" -o "$work/sipp.time")
+      "${timer[@]}" sipp -sf tests/load/leave_10s.xml -s vm-201 "127.0.0.1:$PORT" -r "$rate" -l "$n" -m "$calls" \
            -timeout 400s -max_socket 20000 -nostdin >"$work/sipp.out" 2>&1 || true
-      t1=$(date +%s.%N); c1=$(ticks); wait "$WIN" 2>/dev/null || true
+      t1=$(date +%s.%N); c1=$(ticks); w1=$(waited_ns); wait "$WIN" 2>/dev/null || true
+      waited=$(python3 -c "print(f'{($w1-$w0)/1e9/($t1-$t0)*100:.1f}')")
       cpu=$(python3 -c "print(f'{($c1-$c0)/$HZ/($t1-$t0)*100:.1f}')")
+      sipp_cpu=$(python3 -c "u, s = map(float, open('$work/sipp.time').read().split()[-2:]); print(f'{(u+s)/($t1-$t0)*100:.1f}')" 2>/dev/null || echo "?")
       # A call lasts about 19.4 s (answer, 8.6 s of greeting and beep, 10.6 s of speech, BYE).
       per=$(python3 -c "print(f'{($c1-$c0)/$HZ/($calls*19.4)*1e6:.0f}')")
       mem=$(python3 -c "print(f'{max(0,$(hwm_kb)-$base)/$n:.0f}')")
       failed=$(grep -E "Failed call" "$work/sipp.out" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
       kill -TERM "$SRV"; wait "$SRV" 2>/dev/null || true
-      echo "| $n | $calls | ${failed:-?} | $(complete_messages) | $cpu | $per | $mem | $(python3 -c "print(f'{$t1-$t0:.0f}')") |"
+      echo "| $n | $calls | ${failed:-?} | $(complete_messages) | $cpu | $per | $mem | $sipp_cpu | $waited | $(rtp_counts) | $(python3 -c "print(f'{$t1-$t0:.0f}')") |"
     done
     ;;
   short)

@@ -7,8 +7,8 @@
 //!
 //! 1. every datagram from the call's RTP socket → [`MediaSession::handle_rtp`];
 //! 2. every 20 ms while [`MediaSession::needs_pacing`] (something is playing),
-//!    else every [`IDLE_POLL`] → [`MediaSession::poll_frame`], and send the
-//!    packet it writes, if any;
+//!    else every [`IDLE_POLL`] → [`MediaSession::poll_frame`] until `None`,
+//!    sending each packet it writes;
 //! 3. after either, drain [`MediaSession::poll_event`] (DTMF digits, playback
 //!    finished, recording stopped, media timeout);
 //! 4. while recording, now and then [`MediaSession::drain_recorded`] to stream

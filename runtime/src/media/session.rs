@@ -12,7 +12,7 @@
 //! Polling contract for the driver (one task per call):
 //! - each received datagram: [`MediaSession::handle_rtp`];
 //! - every 20 ms while [`MediaSession::needs_pacing`], else at least every
-//!   [`IDLE_POLL`]: [`MediaSession::poll_frame`] and send what it wrote; this
+//!   [`IDLE_POLL`]: [`MediaSession::poll_frame`] until `None`, sending what it writes; this
 //!   is also where the media timeout is checked and where the jitter buffer
 //!   is flushed when packets stop, so call it even when nothing is playing;
 //! - after either: drain [`MediaSession::poll_event`] until `None`.
@@ -68,6 +68,10 @@ pub enum Silence {
 /// While nothing is sent, the driver need only call
 /// [`MediaSession::poll_frame`] this often (see [`MediaSession::needs_pacing`]).
 pub const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// Missed 20 ms slots a late turn still sends (100 ms); older ones are
+/// dropped (see [`MediaSession::poll_frame`]).
+pub const MAX_CATCH_UP: u64 = 5;
 
 /// Frames between keepalive packets in [`Silence::Keepalive`] (1 s).
 const KEEPALIVE_FRAMES: u64 = 50;
@@ -322,55 +326,68 @@ impl MediaSession {
 
     // ---- send --------------------------------------------------------------
 
-    /// Writes the packet for the current 20 ms frame into `out` (172 bytes
-    /// suffice) and returns its length, or `None` when nothing is to be sent
-    /// (silence between keepalives, or `out` too small). Call it every 20 ms
-    /// while [`needs_pacing`](Self::needs_pacing), and at least every
-    /// [`IDLE_POLL`] otherwise: it also checks the RTP timeout and flushes
-    /// the jitter buffer when packets have stopped.
+    /// Writes the next packet due by `now` into `out` (172 bytes suffice)
+    /// and returns its length; `None` when nothing more is due. Call it in a
+    /// loop until `None`, every 20 ms while [`needs_pacing`](Self::needs_pacing)
+    /// and at least every [`IDLE_POLL`] otherwise: it also checks the RTP
+    /// timeout and flushes the jitter buffer when packets have stopped.
+    ///
+    /// Each 20 ms slot of the wall clock since the session began is one frame
+    /// with its own timestamp. A late turn catches up the slots it missed (a
+    /// short burst, so prompts keep their pace); slots more than
+    /// [`MAX_CATCH_UP`] behind are dropped, leaving a gap in the timestamps
+    /// that the peer plays as silence while the prompt resumes where it was.
+    /// Silence is not sent, except a keepalive a second (see [`Silence`]).
     pub fn poll_frame(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
         self.check_timers(now);
-        // Keep timestamps on the wall clock: a late tick leaves a gap in the
-        // timestamps (the peer plays silence) rather than drifting.
         let elapsed = now.saturating_duration_since(self.start);
         let on_clock = ((elapsed.as_micros() + 10_000) / 20_000) as u64;
-        let index = on_clock.max(self.next_frame_index);
-        self.next_frame_index = index + 1;
+        self.next_frame_index = self
+            .next_frame_index
+            .max(on_clock.saturating_sub(MAX_CATCH_UP));
+        while self.next_frame_index <= on_clock {
+            let index = self.next_frame_index;
+            self.next_frame_index += 1;
+            if let Some(n) = self.frame(index, out) {
+                self.last_sent_index = Some(index);
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    /// The packet for slot `index`, if one is to be sent.
+    fn frame(&mut self, index: u64, out: &mut [u8]) -> Option<usize> {
         let ts = self
             .cfg
             .initial_ts
             .wrapping_add((index as u32).wrapping_mul(FRAME_SAMPLES as u32));
-
         if let Some((sender, start_ts)) = &mut self.dtmf_tx {
             let start_ts = *start_ts;
             if let (Some((payload, marker)), Some(pt)) = (sender.next_packet(), self.cfg.event_pt) {
-                let n = self
+                return self
                     .packetizer
                     .write(pt, start_ts, marker, &payload, out)
                     .ok();
-                self.last_sent_index = Some(index);
-                return n;
             }
             self.dtmf_tx = None;
         }
-
         let audible = self.player.next_frame(&mut self.tx_frame);
         if self.playing && self.player.is_idle() {
             self.playing = false;
             self.events.push_back(MediaEvent::PlaybackFinished);
         }
-        let after_gap = self.last_sent_index.is_some_and(|i| index > i + 1);
-        if !audible && self.cfg.silence == Silence::Keepalive {
-            let due = self
+        if !audible
+            && self.cfg.silence == Silence::Keepalive
+            && self
                 .last_sent_index
-                .is_none_or(|i| index >= i + KEEPALIVE_FRAMES);
-            if !due {
-                return None;
-            }
+                .is_some_and(|i| index < i + KEEPALIVE_FRAMES)
+        {
+            return None;
         }
+        let after_gap = self.last_sent_index.is_some_and(|i| index > i + 1);
         self.cfg.law.encode(&self.tx_frame, &mut self.tx_payload);
-        let n = self
-            .packetizer
+        self.packetizer
             .write(
                 self.cfg.law.payload_type(),
                 ts,
@@ -378,9 +395,7 @@ impl MediaSession {
                 &self.tx_payload,
                 out,
             )
-            .ok();
-        self.last_sent_index = Some(index);
-        n
+            .ok()
     }
 
     /// True while audio or key events are queued to go out: then

@@ -190,21 +190,48 @@ fn barge_in_stops_without_a_finished_event() {
     assert!(drain(&mut s).is_empty());
 }
 
+/// Every packet a turn at `t` sends: (timestamp offset, marker, first sample).
+fn turn(s: &mut MediaSession, t: Instant) -> Vec<(u32, bool, i16)> {
+    let mut out = [0u8; 200];
+    let mut sent = vec![];
+    while let Some(n) = s.poll_frame(t, &mut out) {
+        let p = RtpPacket::parse(&out[..n]).unwrap();
+        let mut pcm = [0i16; FRAME_SAMPLES];
+        Law::Ulaw.decode(p.payload, &mut pcm);
+        sent.push((p.timestamp - 50_000, p.marker, pcm[0]));
+    }
+    sent
+}
+
 #[test]
-fn late_ticks_leave_a_timestamp_gap_and_bursts_stay_monotonic() {
+fn a_late_turn_catches_up_and_a_long_stall_leaves_a_gap() {
     let t0 = Instant::now();
     let mut s = session(t0);
-    let mut out = [0u8; 200];
-    let ts = |s: &mut MediaSession, t| {
-        let mut out = [0u8; 200];
-        let n = s.poll_frame(t, &mut out).unwrap();
-        RtpPacket::parse(&out[..n]).unwrap().timestamp - 50_000
-    };
-    s.play(samples(vec![1000; 8000]));
-    s.poll_frame(t0, &mut out);
-    assert_eq!(ts(&mut s, ms(t0, 61)), 480, "a tick 40 ms late");
-    assert_eq!(ts(&mut s, ms(t0, 62)), 640, "catching up, not repeating");
-    assert_eq!(ts(&mut s, ms(t0, 80)), 800);
+    // Frame k of the prompt holds the value 100·k, so the audio order shows.
+    let prompt: Vec<i16> = (0..400)
+        .flat_map(|k| [(k * 100) as i16; FRAME_SAMPLES])
+        .collect();
+    s.play(samples(prompt));
+    let level = |k: i16| crate::media::g711::ulaw_decode(ulaw_encode(k * 100));
+    assert_eq!(turn(&mut s, t0), vec![(0, true, level(0))]);
+    assert_eq!(turn(&mut s, ms(t0, 21)), vec![(160, false, level(1))]);
+    assert_eq!(turn(&mut s, ms(t0, 22)), vec![], "nothing due twice");
+    // 40 ms late: the two missed slots go at once, in order, on their timestamps.
+    assert_eq!(
+        turn(&mut s, ms(t0, 81)),
+        vec![
+            (320, false, level(2)),
+            (480, false, level(3)),
+            (640, false, level(4))
+        ]
+    );
+    // A 1 s stall: the last MAX_CATCH_UP slots and this one go; the prompt
+    // resumes where it was after a marked gap.
+    let sent = turn(&mut s, ms(t0, 1081));
+    let first = 54 - MAX_CATCH_UP as u32;
+    assert_eq!(sent.len(), MAX_CATCH_UP as usize + 1);
+    assert_eq!(sent[0], (first * 160, true, level(5)));
+    assert_eq!(sent[5], (54 * 160, false, level(10)));
 }
 
 #[test]

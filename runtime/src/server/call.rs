@@ -156,7 +156,14 @@ pub async fn run(
         // Flush the last packets and let the BYE go.
         io.ended = true;
     }
-    tracing::info!(call_id = %inc.call_id, "call finished");
+    let rtp = io.session.stats();
+    tracing::info!(
+        call_id = %inc.call_id,
+        rtp_received = rtp.received,
+        rtp_lost = rtp.lost,
+        rtp_late = rtp.late,
+        "call finished"
+    );
 }
 
 /// Samples of a recording written to its file at a time (0.25 s: few
@@ -460,8 +467,8 @@ impl CallIo {
                 }
                 _ = self.tick.as_mut() => {
                     self.pump_media();
-                    // A late turn is not repeated: the frame clock in the
-                    // session leaves a timestamp gap instead.
+                    // A late turn is not repeated: the session sends the
+                    // frames it missed at once.
                     let period = self.media_period();
                     let now = tokio::time::Instant::now();
                     let mut next = self.tick.deadline() + period;
@@ -495,7 +502,7 @@ impl CallIo {
             // Malformed or foreign packets are counted by the session and ignored.
             let _ = self.session.handle_rtp(now, &self.rx[..n]);
         }
-        if let Some(n) = self.session.poll_frame(now, &mut self.tx) {
+        while let Some(n) = self.session.poll_frame(now, &mut self.tx) {
             if !self.remote.ip().is_unspecified() {
                 let _ = self.sock.try_send_to(&self.tx[..n], self.remote);
             }
