@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use vflow_compiler::exec::{CallInfo, Effect, Outcome, PromptItem, State};
 use vflow_compiler::ir::SayMode;
@@ -65,10 +64,12 @@ pub async fn run(
     let state = super::flows::start_call(&set.flows, route.kind, &route.name, info);
     tracing::info!(call_id = %inc.call_id, from = %target.from_user, kind = route.kind, name = %route.name, known = state.is_some(), flows = %set.origin, "incoming call");
 
-    let sock = match shared.bind_rtp().await {
+    let sock = match shared.rtp_ports.bind() {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "no RTP port for a call; answering 503");
+            if let Some(refused) = shared.rtp_ports.refusal_to_report() {
+                tracing::error!(error = %e, refused, "no RTP port: calls answered 503");
+            }
             let _ = shared
                 .commands
                 .send(SipCommand::Reject { call, status: 503 });
@@ -195,7 +196,7 @@ struct CallIo {
     caller: String,
     caller_name: String,
     session: MediaSession,
-    sock: UdpSocket,
+    sock: super::rtp_ports::RtpSocket,
     remote: SocketAddr,
     /// The next media turn: every 20 ms while something plays, every
     /// [`media::IDLE_POLL`] otherwise (see [`CallIo::pump_media`]).

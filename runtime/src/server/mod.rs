@@ -25,6 +25,7 @@ pub mod call;
 pub mod control;
 pub mod flows;
 pub mod registry;
+pub mod rtp_ports;
 
 use crate::config::Config;
 use crate::sip::{self, CallHandle, ConnId, Endpoint, Event, Transport};
@@ -36,7 +37,7 @@ use registry::Registry;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -76,35 +77,13 @@ pub struct Shared {
     pub stopping: watch::Receiver<bool>,
     /// Becomes true when calls must end now (the grace period is over).
     pub hard_stop: watch::Receiver<bool>,
-    next_port: AtomicU16,
+    /// Free RTP ports; a call's socket gives its port back when dropped.
+    pub rtp_ports: Arc<rtp_ports::RtpPorts>,
     pub active_calls: AtomicUsize,
     /// Whether email can be sent (`email.relay` is set).
     pub mail_enabled: bool,
     /// Wakes the mailer when a call queues an email.
     pub mail_wake: Arc<tokio::sync::Notify>,
-}
-
-impl Shared {
-    /// Binds a UDP socket for a call's RTP on an even port of the range.
-    pub async fn bind_rtp(&self) -> std::io::Result<UdpSocket> {
-        let range = self.config.rtp.ports;
-        let slots = (u32::from(range.last) - u32::from(range.first)) / 2 + 1;
-        let ip = self.config.sip.listen.ip();
-        for _ in 0..slots {
-            let i = u32::from(self.next_port.fetch_add(1, Ordering::Relaxed)) % slots;
-            let port = range.first as u32 + i * 2;
-            if port > u32::from(range.last) {
-                continue;
-            }
-            if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port as u16)).await {
-                return Ok(s);
-            }
-        }
-        Err(std::io::Error::new(
-            std::io::ErrorKind::AddrInUse,
-            "every RTP port of the range is in use",
-        ))
-    }
 }
 
 /// Runs the server until `shutdown` resolves, then drains calls. SIGHUP and
@@ -217,7 +196,7 @@ pub async fn run(
         commands: cmd_tx,
         stopping: stop_rx.clone(),
         hard_stop: hard_rx,
-        next_port: AtomicU16::new((seed() % 500) as u16),
+        rtp_ports: rtp_ports::RtpPorts::new(config.sip.listen.ip(), config.rtp.ports, seed()),
         active_calls: AtomicUsize::new(0),
         mail_enabled: mailer.is_some(),
         mail_wake: mail_wake.clone(),
