@@ -192,6 +192,31 @@ pub struct RtpConfig {
     /// `continuous` (a packet every 20 ms).
     #[serde(deserialize_with = "silence")]
     pub silence: crate::media::Silence,
+    /// Listen for DTMF tones in the audio: `auto` (only when the caller's
+    /// offer has no telephone-event, as RFC 4733 peers send keys as events),
+    /// `on` (always, for peers that offer events but send tones) or `off`.
+    pub inband_dtmf: InbandDtmf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InbandDtmf {
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl InbandDtmf {
+    /// Whether a call whose offer has (`true`) or lacks telephone-event
+    /// listens for tones.
+    pub fn listen(self, offers_events: bool) -> bool {
+        match self {
+            InbandDtmf::Auto => !offers_events,
+            InbandDtmf::On => true,
+            InbandDtmf::Off => false,
+        }
+    }
 }
 
 fn silence<'de, D: serde::Deserializer<'de>>(d: D) -> Result<crate::media::Silence, D::Error> {
@@ -297,6 +322,7 @@ impl Default for RtpConfig {
             },
             timeout: Duration::from_secs(30),
             silence: crate::media::Silence::Keepalive,
+            inband_dtmf: InbandDtmf::Auto,
         }
     }
 }
@@ -1397,6 +1423,24 @@ mod tests {
         );
         assert_eq!(c.mwi, MwiConfig::default());
         assert_eq!(c.email, EmailConfig::default());
+    }
+
+    #[test]
+    fn rtp_silence_and_inband_dtmf() {
+        let c =
+            Config::parse("x.yaml", "rtp:\n  silence: continuous\n  inband_dtmf: on\n").unwrap();
+        assert_eq!(c.rtp.silence, crate::media::Silence::Continuous);
+        assert_eq!(c.rtp.inband_dtmf, InbandDtmf::On);
+        let d = Config::default().rtp;
+        assert_eq!(
+            (d.silence, d.inband_dtmf),
+            (crate::media::Silence::Keepalive, InbandDtmf::Auto)
+        );
+        assert!(InbandDtmf::Auto.listen(false) && !InbandDtmf::Auto.listen(true));
+        assert!(InbandDtmf::On.listen(true) && !InbandDtmf::Off.listen(false));
+        let e = Config::parse("x.yaml", "rtp:\n  silence: sometimes\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (Some(2), "rtp.silence"), "{e}");
+        assert!(e.message.contains("keepalive"), "{e}");
     }
 
     #[test]

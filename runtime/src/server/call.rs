@@ -119,6 +119,12 @@ pub async fn run(
         (seed >> 16) as u32,
     );
     mcfg.rtp_timeout = Some(shared.config.rtp.timeout);
+    mcfg.silence = shared.config.rtp.silence;
+    mcfg.inband_dtmf = shared
+        .config
+        .rtp
+        .inband_dtmf
+        .listen(inc.offer.telephone_event_pt.is_some());
     let now = Instant::now();
     let mut io = CallIo {
         shared: shared.clone(),
@@ -165,6 +171,21 @@ pub async fn run(
         rtp_late = rtp.late,
         "call finished"
     );
+}
+
+/// The first grid point at or after `t`. Every call's media turns fall on
+/// one 20 ms grid, so the runtime wakes once per grid point for all the
+/// calls due then — 50 wake-ups a second whatever the number of calls —
+/// rather than once per call turn spread over the 20 ms.
+fn on_grid(t: tokio::time::Instant) -> tokio::time::Instant {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
+    let frame = u128::from(media::FRAME_MS) * 1000;
+    let points = t
+        .saturating_duration_since(epoch)
+        .as_micros()
+        .div_ceil(frame);
+    epoch + Duration::from_micros((points * frame) as u64)
 }
 
 /// Samples of a recording written to its file at a time (0.25 s: few
@@ -450,7 +471,22 @@ impl CallIo {
                 self.tick.as_mut().reset(tokio::time::Instant::now());
             }
             tokio::select! {
+                // The media turn first: most wake-ups are for it, and then
+                // the other branches are polled once (after the turn, before
+                // sleeping), not twice.
                 biased;
+                _ = self.tick.as_mut() => {
+                    self.pump_media();
+                    // A late turn is not repeated: the session sends the
+                    // frames it missed at once.
+                    let period = self.media_period();
+                    let now = tokio::time::Instant::now();
+                    let mut next = on_grid(self.tick.deadline() + period);
+                    if next <= now {
+                        next = on_grid(now + period);
+                    }
+                    self.tick.as_mut().reset(next);
+                }
                 ev = self.events.recv() => match ev {
                     Some(CallEvent::Ended { .. }) | None => { self.ended = true; return Io::HungUp; }
                     Some(CallEvent::MediaUpdated(offer)) => self.remote = offer.remote_rtp,
@@ -465,18 +501,6 @@ impl CallIo {
                         let _ = self.shared.commands.send(SipCommand::Hangup { call: self.call });
                         return Io::HungUp;
                     }
-                }
-                _ = self.tick.as_mut() => {
-                    self.pump_media();
-                    // A late turn is not repeated: the session sends the
-                    // frames it missed at once.
-                    let period = self.media_period();
-                    let now = tokio::time::Instant::now();
-                    let mut next = self.tick.deadline() + period;
-                    if next <= now {
-                        next = now + period;
-                    }
-                    self.tick.as_mut().reset(next);
                 }
                 _ = &mut sleep, if deadline.is_some() => return Io::Deadline,
             }
