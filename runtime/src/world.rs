@@ -206,5 +206,6 @@ mod tests {
                 .reason
                 .contains("missing.vflow")
         );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -245,5 +245,6 @@ fn ir_text_round_trips_for_the_shipped_flows() {
         let back = vflow().args(["ir", "--parse"]).arg(&path).output().unwrap();
         assert!(back.status.success(), "{dir}: {}", text(&back));
         assert_eq!(back.stdout, out.stdout, "{dir}");
+        let _ = std::fs::remove_file(&path);
     }
 }

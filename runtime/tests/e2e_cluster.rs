@@ -11,106 +11,12 @@
 //! directory; `VFLOW_E2E_KEEP=1` keeps them all.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
+use common::cluster::{Dir, Proc, eventually, init_pki, tls};
 use common::*;
-
-/// A child process killed on drop, with its output in a file.
-struct Proc {
-    child: Option<Child>,
-    out: PathBuf,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command, out: PathBuf) -> Proc {
-        let f = std::fs::File::create(&out).expect("create an output file");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().expect("clone a file handle"))
-            .stderr(f)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
-        Proc {
-            child: Some(child),
-            out,
-        }
-    }
-
-    fn output(&self) -> String {
-        strip_ansi(&std::fs::read_to_string(&self.out).unwrap_or_default())
-    }
-
-    /// The exit status within `within`; killed (and `None`) past it.
-    fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        let deadline = Instant::now() + within;
-        loop {
-            match child.try_wait() {
-                Ok(Some(s)) => return Some(s),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return None;
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A test directory, kept when the test fails (or with VFLOW_E2E_KEEP).
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d =
-            std::env::temp_dir().join(format!("vflow-e2e-cluster-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("create the test directory");
-        Dir(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("VFLOW_E2E_KEEP").is_some() {
-            eprintln!("test files kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// `vflow cluster init` for the central and site-1.
-fn init_pki(dir: &Path) -> PathBuf {
-    let pki = dir.join("pki");
-    let out = Command::new(env!("CARGO_BIN_EXE_vflow"))
-        .args(["cluster", "init", "--out"])
-        .arg(&pki)
-        .args(["--node", "central", "--node", "site-1"])
-        .output()
-        .expect("run vflow cluster init");
-    assert!(
-        out.status.success(),
-        "vflow cluster init failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    pki
-}
 
 /// One `vflow serve` node.
 struct Node {
@@ -227,13 +133,6 @@ impl Node {
     }
 }
 
-fn tls(pki: &Path, name: &str) -> String {
-    format!(
-        "  tls:\n    ca: {p}/ca.crt\n    cert: {p}/{name}.crt\n    key: {p}/{name}.key\n",
-        p = pki.display()
-    )
-}
-
 fn central(dir: &Path, pki: &Path, ports: Ports, smtp: u16) -> Node {
     let node = Node::start(
         dir,
@@ -264,18 +163,6 @@ fn site(dir: &Path, pki: &Path, ports: Ports, smtp: u16) -> Node {
     )
 }
 
-/// Waits until `f` holds or `within` passes; whether it held.
-fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
-}
-
 /// A message left on the distributed node is stored on the central once,
 /// with its audio, and leaves the distributed node.
 #[test]
@@ -283,8 +170,8 @@ fn a_message_left_on_a_distributed_node_is_stored_once_on_the_central() {
     if !have_sipp("a_message_left_on_a_distributed_node_is_stored_once_on_the_central") {
         return;
     }
-    let dir = Dir::new("forward");
-    let pki = init_pki(&dir.0);
+    let dir = Dir::new("e2e-cluster", "forward");
+    let pki = init_pki(&dir.0, &["central", "site-1"]);
     let (cp, sp) = (Ports::allocate(311), Ports::allocate(313));
     let smtp = cp.spare(0);
     let central = central(&dir.0, &pki, cp, smtp);
@@ -328,8 +215,8 @@ fn with_the_central_down_the_message_waits_and_arrives_once_it_is_up() {
     if !have_sipp("with_the_central_down_the_message_waits_and_arrives_once_it_is_up") {
         return;
     }
-    let dir = Dir::new("down");
-    let pki = init_pki(&dir.0);
+    let dir = Dir::new("e2e-cluster", "down");
+    let pki = init_pki(&dir.0, &["central", "site-1"]);
     let (cp, sp) = (Ports::allocate(317), Ports::allocate(319));
     let smtp = cp.spare(0);
     let site = site(&dir.0, &pki, sp, smtp);

@@ -16,9 +16,10 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
+use common::cluster::{Dir, eventually};
 use common::*;
 
 /// The longest any one condition is waited for.
@@ -43,29 +44,6 @@ fn ok(cmd: &mut Command) -> String {
     let o = output(cmd);
     assert!(o.status.success(), "{cmd:?} failed:\n{}", text(&o));
     text(&o)
-}
-
-/// A test directory, kept when the test fails (or with VFLOW_E2E_KEEP).
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d =
-            std::env::temp_dir().join(format!("vflow-e2e-control-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("create the test directory");
-        Dir(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("VFLOW_E2E_KEEP").is_some() {
-            eprintln!("test files kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 /// A `vflow serve` child, killed on drop, its output in `server.log`.
@@ -126,7 +104,7 @@ impl Node {
     }
 
     fn wait_log(&self, needle: &str) -> bool {
-        wait_for(|| self.log().contains(needle))
+        eventually(WITHIN, || self.log().contains(needle))
     }
 
     fn store(&self) -> vflow_runtime::store::Store {
@@ -138,17 +116,6 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + WITHIN;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    cond()
 }
 
 /// The node's configuration: it runs `bundle` (checked against `site.pub`).
@@ -252,7 +219,7 @@ fn foreign_client(ca: &Path, foreign: &Path, port: u16) -> Result<String, String
 
 #[test]
 fn deploy_pull_refusals_and_settings_sync_across_three_nodes() {
-    let d = Dir::new("three");
+    let d = Dir::new("e2e-control", "three");
     let d = d.0.as_path();
     let pki = d.join("pki");
     let foreign = d.join("foreign");
@@ -322,7 +289,7 @@ fn deploy_pull_refusals_and_settings_sync_across_three_nodes() {
     let _backup = Node::start(d, "backup", &node_cfg("backup", "backup", pb, b_ctl));
     let mut site = Node::start(d, "site-1", &node_cfg("site-1", "distributed", ps, s_ctl));
     assert!(
-        wait_for(|| all_at(&pki, c_ctl, 1)),
+        eventually(WITHIN, || all_at(&pki, c_ctl, 1)),
         "{:?}",
         serials(&pki, c_ctl)
     );
@@ -338,7 +305,7 @@ fn deploy_pull_refusals_and_settings_sync_across_three_nodes() {
         "{out}"
     );
     assert!(
-        wait_for(|| all_at(&pki, c_ctl, 2)),
+        eventually(WITHIN, || all_at(&pki, c_ctl, 2)),
         "{:?}",
         serials(&pki, c_ctl)
     );
@@ -386,7 +353,7 @@ fn deploy_pull_refusals_and_settings_sync_across_three_nodes() {
         site.log()
     );
     assert!(
-        wait_for(|| all_at(&pki, c_ctl, 3)),
+        eventually(WITHIN, || all_at(&pki, c_ctl, 3)),
         "{:?}",
         serials(&pki, c_ctl)
     );
@@ -466,7 +433,7 @@ fn deploy_pull_refusals_and_settings_sync_across_three_nodes() {
         .args(["add", "301", "--name", "Carol", "--pin", "731946"]));
     for n in ["backup", "site-1"] {
         let data = d.join(n);
-        let found = wait_for(|| {
+        let found = eventually(WITHIN, || {
             let s = vflow_runtime::store::Store::open(&data.join("data")).expect("open the store");
             vflow_runtime::voicemail::mailbox(&s, "301")
                 .ok()
