@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::cluster::{Dir, Proc, eventually, init_pki, tls};
+use common::cluster::{Proc, eventually, init_pki, tls};
 use common::*;
 
 /// One `vflow serve` node.

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::cluster::{Dir, eventually};
+use common::cluster::eventually;
 use common::*;
 
 /// The longest any one condition is waited for.

@@ -66,28 +66,6 @@ impl Drop for Proc {
     }
 }
 
-/// A test directory, kept when the test fails (or with VFLOW_E2E_KEEP).
-pub struct Dir(pub PathBuf);
-
-impl Dir {
-    pub fn new(prefix: &str, name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("vflow-{prefix}-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("create the test directory");
-        Dir(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("VFLOW_E2E_KEEP").is_some() {
-            eprintln!("test files kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 /// `vflow cluster init` for `nodes`; the PKI directory.
 pub fn init_pki(dir: &Path, nodes: &[&str]) -> PathBuf {
     let pki = dir.join("pki");

@@ -52,12 +52,51 @@ pub fn send_signal(pid: u32, signal: i32) -> bool {
     unsafe { libc::kill(pid, signal) == 0 }
 }
 
-/// A fresh, empty scratch directory for one test, unique per process.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vflow-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("a scratch directory");
-    d
+/// A test directory, unique per process: removed when the test passes, kept
+/// (and named on stderr) when it fails or with VFLOW_E2E_KEEP set.
+pub struct Dir(pub PathBuf);
+
+impl Dir {
+    pub fn new(prefix: &str, name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("vflow-{prefix}-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("create the test directory");
+        Dir(d)
+    }
+}
+
+impl std::ops::Deref for Dir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Dir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Dir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("VFLOW_E2E_KEEP").is_some() {
+            eprintln!("test files kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A fresh, empty scratch directory for one test (see [`Dir`]).
+pub fn temp_dir(name: &str) -> Dir {
+    Dir::new("test", name)
 }
 
 /// A sipp scenario under tests/sipp/.
