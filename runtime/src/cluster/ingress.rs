@@ -337,7 +337,9 @@ mod tests {
 
     /// A store with mailbox 201 and, when `forwarding`, a forward queue.
     fn store(name: &str, forwarding: bool) -> Store {
-        let (s, _) = temp_store(name);
+        let (s, dir) = temp_store(name);
+        // The store outlives this helper: its directory stays behind.
+        std::mem::forget(dir);
         create_mailbox(&s, "201", &MailboxUpdate::default()).unwrap();
         s.set_forwarding(forwarding);
         s

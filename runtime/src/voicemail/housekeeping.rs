@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn per_folder_retention_removes_row_and_file() {
-        let (store, _) = temp_store("housekeeping");
+        let (store, _dir) = temp_store("housekeeping");
         create_mailbox(&store, "201", &MailboxUpdate::default()).unwrap();
         let now = now_ms();
         let fresh_new = add_message(&store, "201", now);
@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn a_message_waiting_for_email_is_kept() {
-        let (store, _) = temp_store("housekeeping-outbox");
+        let (store, _dir) = temp_store("housekeeping-outbox");
         create_mailbox(&store, "201", &MailboxUpdate::default()).unwrap();
         let now = now_ms();
         let m = add_message(&store, "201", now);
@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn stale_pending_greetings_go() {
-        let (store, _) = temp_store("housekeeping-greetings");
+        let (store, _dir) = temp_store("housekeeping-greetings");
         create_mailbox(&store, "201", &MailboxUpdate::default()).unwrap();
         let mut rec = store.begin_recording("g").unwrap();
         rec.append(&[0, 1]).unwrap();

@@ -632,7 +632,7 @@ mod tests {
 
     #[test]
     fn an_attach_email_carries_the_wav_byte_for_byte() {
-        let (store, _) = temp_store("mail-attach");
+        let (store, _dir) = temp_store("mail-attach");
         mailbox_with(&store, EmailMode::Attach);
         let m = add_message(&store, "201", 1_790_000_000_000);
         let item = store.outbox_due(KIND, i64::MAX, 10).unwrap().remove(0);
@@ -682,7 +682,7 @@ mod tests {
 
     #[test]
     fn a_notify_email_has_no_audio() {
-        let (store, _) = temp_store("mail-notify");
+        let (store, _dir) = temp_store("mail-notify");
         mailbox_with(&store, EmailMode::Notify);
         add_message(&store, "201", 1_790_000_000_000);
         let item = store.outbox_due(KIND, i64::MAX, 10).unwrap().remove(0);
@@ -694,7 +694,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_forwarded_message_stays_until_a_flow_email_attaching_it_is_sent() {
-        let (store, _) = temp_store("mail-forward-attach");
+        let (store, _dir) = temp_store("mail-forward-attach");
         mailbox_with(&store, EmailMode::Forward);
         let m = add_message(&store, "201", 1_790_000_000_000);
         let rel = store
@@ -727,7 +727,7 @@ mod tests {
 
     #[tokio::test]
     async fn forward_removes_the_message_only_once_the_relay_took_it() {
-        let (store, _) = temp_store("mail-forward");
+        let (store, _dir) = temp_store("mail-forward");
         mailbox_with(&store, EmailMode::Forward);
         let m = add_message(&store, "201", 1_790_000_000_000);
         let wav = std::fs::read(store.message_path("201", &m.id)).unwrap();
@@ -775,7 +775,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_relay_failing_past_give_up_drops_the_email_not_the_message() {
-        let (store, _) = temp_store("mail-giveup");
+        let (store, _dir) = temp_store("mail-giveup");
         mailbox_with(&store, EmailMode::Forward);
         let m = add_message(&store, "201", 1_790_000_000_000);
         let relay = Fake::default();

@@ -466,10 +466,36 @@ pub fn short_duration(d: Duration) -> String {
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn temp_store(name: &str) -> (Store, std::path::PathBuf) {
+    /// A store in a fresh directory, and the directory: removed when the
+    /// guard drops after a passing test, kept when the test failed. Bind
+    /// the guard (`_dir`, not `_`) so it lives as long as the store.
+    pub(crate) fn temp_store(name: &str) -> (Store, TempDir) {
         let d = std::env::temp_dir().join(format!("vflow-vm-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        (Store::open(&d).unwrap(), d)
+        (Store::open(&d).unwrap(), TempDir(d))
+    }
+
+    pub(crate) struct TempDir(std::path::PathBuf);
+
+    impl std::ops::Deref for TempDir {
+        type Target = std::path::Path;
+        fn deref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl AsRef<std::path::Path> for TempDir {
+        fn as_ref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
     }
 
     pub(crate) fn add_message(
@@ -538,7 +564,7 @@ pub(crate) mod tests {
 
     #[test]
     fn full_and_unknown_mailboxes_refuse() {
-        let (store, _) = temp_store("full");
+        let (store, _dir) = temp_store("full");
         let cfg = VoicemailConfig::default();
         assert_eq!(
             can_take(&store, &cfg, "201").unwrap(),
@@ -567,7 +593,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_listing_is_stable_while_the_store_changes() {
-        let (store, _) = temp_store("listing");
+        let (store, _dir) = temp_store("listing");
         create_mailbox(&store, "201", &MailboxUpdate::default()).unwrap();
         let a = add_message(&store, "201", 10);
         let b = add_message(&store, "201", 20);
@@ -583,7 +609,7 @@ pub(crate) mod tests {
 
     #[test]
     fn seeding_creates_once_and_never_overwrites_a_pin() {
-        let (store, _) = temp_store("seed");
+        let (store, _dir) = temp_store("seed");
         let mut cfg = VoicemailConfig::default();
         cfg.mailboxes.push(MailboxSeed {
             id: "201".into(),

@@ -500,7 +500,7 @@ mod tests {
 
     #[test]
     fn the_summary_counts_new_and_saved_and_urgent_not_deleted() {
-        let (store, _) = temp_store("mwi-summary");
+        let (store, _dir) = temp_store("mwi-summary");
         create_mailbox(&store, "201", &MailboxUpdate::default()).unwrap();
         assert_eq!(Summary::of(&store, "201").unwrap(), Summary::default());
         let a = add_message(&store, "201", 1);
@@ -561,7 +561,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_notifier_sends_on_start_on_change_and_to_subscribers() {
-        let (store, _) = temp_store("mwi-run");
+        let (store, _dir) = temp_store("mwi-run");
         create_mailbox(
             &store,
             "201",
@@ -726,7 +726,7 @@ mod tests {
     #[tokio::test]
     async fn the_cluster_duty_turns_lamps_off_and_on() {
         use crate::cluster::Duty;
-        let (store, _) = temp_store("mwi-duty");
+        let (store, _dir) = temp_store("mwi-duty");
         create_mailbox(
             &store,
             "201",

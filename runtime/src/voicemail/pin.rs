@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn set_pin_applies_the_policy_and_unlocks() {
-        let (store, _) = temp_store("setpin");
+        let (store, _dir) = temp_store("setpin");
         let p = PinConfig {
             lockout_attempts: 1,
             ..policy()
