@@ -188,6 +188,22 @@ fn on_grid(t: tokio::time::Instant) -> tokio::time::Instant {
     epoch + Duration::from_micros((points * frame) as u64)
 }
 
+#[cfg(test)]
+#[test]
+fn grid_points_are_at_or_after_and_stable() {
+    let t0 = tokio::time::Instant::now();
+    for ms in [0u64, 1, 7, 19, 20, 21, 39, 100, 1234] {
+        let t = t0 + Duration::from_micros(ms * 1000 + 333);
+        let g = on_grid(t);
+        assert!(g >= t && g - t < Duration::from_millis(20), "{ms}");
+        assert_eq!(on_grid(g), g, "a grid point is its own grid point");
+        assert_eq!(
+            on_grid(g + Duration::from_millis(20)),
+            g + Duration::from_millis(20)
+        );
+    }
+}
+
 /// Samples of a recording written to its file at a time (0.25 s: few
 /// writes, little memory held per call).
 const RECORDING_PIECE: usize = media::SAMPLE_RATE as usize / 4;
@@ -465,10 +481,12 @@ impl CallIo {
                     }
                 }
             }
-            let period = self.media_period();
-            if self.tick.deadline() > tokio::time::Instant::now() + period {
-                // A prompt was queued while idle: start it now.
-                self.tick.as_mut().reset(tokio::time::Instant::now());
+            // A prompt queued while idle starts now, not at the next idle
+            // turn. (A turn's own next deadline is never past this grid
+            // point, so this does not fire again after the reset.)
+            let now = tokio::time::Instant::now();
+            if self.tick.deadline() > on_grid(now + self.media_period()) {
+                self.tick.as_mut().reset(now);
             }
             tokio::select! {
                 // The media turn first: most wake-ups are for it, and then
