@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::cluster::{Proc, eventually, init_pki, tls};
+use common::cluster::{eventually, init_pki, tls};
 use common::*;
 
 /// One `vflow serve` node.
@@ -98,31 +98,17 @@ impl Node {
 
     /// sipp leaves a message of real speech in 201 (about 16 s).
     fn leave_message(&self, tag: &str) {
-        let p = self.ports;
-        let mut sipp = Proc::spawn(
-            Command::new("sipp")
-                .arg(format!("127.0.0.1:{}", p.sip()))
-                .arg("-sf")
-                .arg(scenario("leave_message.xml"))
-                .args(["-s", "vm-201", "-m", "1", "-l", "1", "-r", "1"])
-                .args(["-i", "127.0.0.1", "-p", &p.sipp().to_string()])
-                .args(["-mi", "127.0.0.1", "-mp", &p.sipp_media().to_string()])
-                .args([
-                    "-timeout",
-                    "40s",
-                    "-timeout_error",
-                    "-nostdin",
-                    "-max_retrans",
-                    "5",
-                ])
-                .current_dir(&self.dir),
-            self.dir.join(format!("sipp-{tag}.log")),
+        let (passed, out) = run_sipp(
+            &self.dir,
+            self.ports,
+            "leave_message.xml",
+            "vm-201",
+            tag,
+            40,
         );
-        let status = sipp.wait(Duration::from_secs(45));
         assert!(
-            status.is_some_and(|s| s.success()),
-            "leaving a message failed ({status:?}):\n{}\n--- server ---\n{}",
-            sipp.output(),
+            passed,
+            "leaving a message failed:\n{out}\n--- server ---\n{}",
             self.log()
         );
         assert!(

@@ -16,7 +16,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 
 use std::time::{Duration, Instant};
 
@@ -43,60 +43,6 @@ fn aiosmtpd_python() -> Option<&'static str> {
 // ---- ports -------------------------------------------------------------------
 
 // ---- children ------------------------------------------------------------------
-
-/// A child process killed on drop, with its output in a file.
-struct Proc {
-    child: Option<Child>,
-    out: PathBuf,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command, out: PathBuf) -> Proc {
-        let f = std::fs::File::create(&out).expect("create an output file");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().expect("clone a file handle"))
-            .stderr(f)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
-        Proc {
-            child: Some(child),
-            out,
-        }
-    }
-
-    fn output(&self) -> String {
-        strip_ansi(&std::fs::read_to_string(&self.out).unwrap_or_default())
-    }
-
-    /// The exit status within `within`; killed (and `None`) past it.
-    fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        let deadline = Instant::now() + within;
-        loop {
-            match child.try_wait() {
-                Ok(Some(s)) => return Some(s),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return None;
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 // ---- the server ----------------------------------------------------------------
 
@@ -224,9 +170,7 @@ impl Server {
     }
 
     fn stop(mut self) {
-        if let Some(child) = &self.proc.child {
-            send_signal(child.id(), libc::SIGTERM);
-        }
+        self.proc.terminate();
         let status = self.proc.wait(Duration::from_secs(10));
         assert!(
             status.is_some_and(|s| s.success()),
@@ -238,10 +182,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut c) = self.proc.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.proc.kill();
         if std::thread::panicking() || std::env::var_os("VFLOW_E2E_KEEP").is_some() {
             eprintln!("test files kept in {}", self.dir.display());
         } else {

@@ -10,8 +10,9 @@ pub mod cluster;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -198,4 +199,105 @@ pub fn strip_ansi(s: &str) -> String {
         }
     }
     out
+}
+
+/// A child process killed on drop, with its output in a file.
+pub struct Proc {
+    child: Option<Child>,
+    pub out: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command, out: PathBuf) -> Proc {
+        let f = std::fs::File::create(&out).expect("create an output file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().expect("clone a file handle"))
+            .stderr(f)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+        Proc {
+            child: Some(child),
+            out,
+        }
+    }
+
+    pub fn output(&self) -> String {
+        strip_ansi(&std::fs::read_to_string(&self.out).unwrap_or_default())
+    }
+
+    /// The exit status within `within`; killed (and `None`) past it.
+    pub fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + within;
+        loop {
+            match child.try_wait() {
+                Ok(Some(s)) => return Some(s),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// SIGTERM: asks for a clean shutdown (then [`Proc::wait`]).
+    pub fn terminate(&self) {
+        if let Some(c) = &self.child {
+            send_signal(c.id(), libc::SIGTERM);
+        }
+    }
+
+    /// SIGKILL (`kill -9`): no shutdown, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs one sipp UAC call (`-m 1`) of `scenario_file` (under tests/sipp/) to
+/// `service` on the server of `ports`, from `dir` (sipp's log goes there as
+/// `sipp-TAG.log`); whether it passed within `within` seconds, and its output.
+pub fn run_sipp(
+    dir: &Path,
+    ports: Ports,
+    scenario_file: &str,
+    service: &str,
+    tag: &str,
+    within: u64,
+) -> (bool, String) {
+    let p = ports;
+    let mut sipp = Proc::spawn(
+        Command::new("sipp")
+            .arg(format!("127.0.0.1:{}", p.sip()))
+            .arg("-sf")
+            .arg(scenario(scenario_file))
+            .args(["-s", service, "-m", "1", "-l", "1", "-r", "1"])
+            .args(["-i", "127.0.0.1", "-p", &p.sipp().to_string()])
+            .args(["-mi", "127.0.0.1", "-mp", &p.sipp_media().to_string()])
+            .args([
+                "-timeout",
+                &format!("{within}s"),
+                "-timeout_error",
+                "-nostdin",
+                "-max_retrans",
+                "5",
+            ])
+            .current_dir(dir),
+        dir.join(format!("sipp-{tag}.log")),
+    );
+    let status = sipp.wait(Duration::from_secs(within + 5));
+    (status.is_some_and(|s| s.success()), sipp.output())
 }
