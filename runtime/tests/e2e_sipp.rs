@@ -291,21 +291,8 @@ impl Sipp {
     ) -> Sipp {
         let dir = server.dir.clone();
         let p = server.ports;
-        let mut cmd = Command::new("sipp");
-        cmd.arg(format!("127.0.0.1:{}", p.sip()))
-            .arg("-sf")
-            .arg(scenario(scenario_name))
-            .args(["-s", service, "-m", "1", "-l", "1", "-r", "1"])
-            .args(["-i", "127.0.0.1", "-p", &p.sipp().to_string()])
-            .args(["-mi", "127.0.0.1", "-mp", &p.sipp_media().to_string()])
-            .args([
-                "-timeout",
-                &format!("{timeout_s}s"),
-                "-timeout_error",
-                "-nostdin",
-            ])
-            .args(["-max_retrans", "5"])
-            .arg("-trace_err")
+        let mut cmd = sipp_command(p, scenario_name, service, timeout_s);
+        cmd.arg("-trace_err")
             .arg("-error_file")
             .arg(dir.join(format!("sipp-{tag}-errors.log")))
             .arg("-trace_msg")

@@ -267,6 +267,28 @@ impl Drop for Proc {
     }
 }
 
+/// sipp as a UAC making one call (`-m 1`) of `scenario_file` (under
+/// tests/sipp/) to `service` on the server of `ports`, from the sipp ports of
+/// `ports`, giving up after `timeout_s` seconds (a failure); retransmissions
+/// bounded.
+pub fn sipp_command(ports: Ports, scenario_file: &str, service: &str, timeout_s: u64) -> Command {
+    let mut cmd = Command::new("sipp");
+    cmd.arg(format!("127.0.0.1:{}", ports.sip()))
+        .arg("-sf")
+        .arg(scenario(scenario_file))
+        .args(["-s", service, "-m", "1", "-l", "1", "-r", "1"])
+        .args(["-i", "127.0.0.1", "-p", &ports.sipp().to_string()])
+        .args(["-mi", "127.0.0.1", "-mp", &ports.sipp_media().to_string()])
+        .args([
+            "-timeout",
+            &format!("{timeout_s}s"),
+            "-timeout_error",
+            "-nostdin",
+        ])
+        .args(["-max_retrans", "5"]);
+    cmd
+}
+
 /// Runs one sipp UAC call (`-m 1`) of `scenario_file` (under tests/sipp/) to
 /// `service` on the server of `ports`, from `dir` (sipp's log goes there as
 /// `sipp-TAG.log`); whether it passed within `within` seconds, and its output.
@@ -278,24 +300,8 @@ pub fn run_sipp(
     tag: &str,
     within: u64,
 ) -> (bool, String) {
-    let p = ports;
     let mut sipp = Proc::spawn(
-        Command::new("sipp")
-            .arg(format!("127.0.0.1:{}", p.sip()))
-            .arg("-sf")
-            .arg(scenario(scenario_file))
-            .args(["-s", service, "-m", "1", "-l", "1", "-r", "1"])
-            .args(["-i", "127.0.0.1", "-p", &p.sipp().to_string()])
-            .args(["-mi", "127.0.0.1", "-mp", &p.sipp_media().to_string()])
-            .args([
-                "-timeout",
-                &format!("{within}s"),
-                "-timeout_error",
-                "-nostdin",
-                "-max_retrans",
-                "5",
-            ])
-            .current_dir(dir),
+        sipp_command(ports, scenario_file, service, within).current_dir(dir),
         dir.join(format!("sipp-{tag}.log")),
     );
     let status = sipp.wait(Duration::from_secs(within + 5));
