@@ -60,7 +60,8 @@ impl RtpPorts {
     }
 
     /// Ports not in use by a call now.
-    pub fn available(&self) -> usize {
+    #[cfg(test)]
+    fn available(&self) -> usize {
         self.queue().len()
     }
 
